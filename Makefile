@@ -1,0 +1,63 @@
+# hangup.ssh: the README's commands. Every target is safe to run again.
+#   make setup   host packages, podman config, .venv, lab images (idempotent)
+#   make test    setup, then sanity, lint, unit tests, collection build, every molecule scenario
+#   make demo    the lab over real SSH from the controller
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV ?= $(CURDIR)/.venv
+export PATH := $(VENV)/bin:$(PATH)
+export NO_COLOR := 1
+export ANSIBLE_FORCE_COLOR := 0
+export PY_COLORS := 0
+STAGE := lab/stage
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: help setup host venv images test sanity lint units molecule collection demo demo-clean clean
+
+help:
+	@sed -n 's/^#   //p' Makefile
+
+setup: host venv images
+
+host:
+	@$(STAGE) host-setup $(SUDO) lab/setup-host.sh
+
+venv:
+	@$(STAGE) venv lab/venv.sh
+
+images: host
+	@$(STAGE) images $(SUDO) lab/images.sh
+
+test: setup
+	@$(STAGE) sanity $(MAKE) --no-print-directory sanity
+	@$(STAGE) lint $(MAKE) --no-print-directory lint
+	@$(STAGE) units $(MAKE) --no-print-directory units
+	@$(STAGE) collection $(MAKE) --no-print-directory collection
+	@$(STAGE) molecule $(MAKE) --no-print-directory molecule
+	@echo "make test: all stages passed"
+
+sanity:
+	lab/sanity.sh
+
+lint:
+	ansible-lint --profile production
+
+units:
+	lab/units.sh
+
+collection:
+	lab/collection.sh
+
+molecule:
+	molecule test --all
+
+demo: setup
+	@$(STAGE) demo lab/demo.sh up
+
+demo-clean:
+	lab/demo.sh down
+
+clean: demo-clean
+	rm -rf .lab/build tests/output hangup-ssh-*.tar.gz

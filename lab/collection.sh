@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Builds the collection tarball, installs it into a temporary path and asks
+# ansible-doc about it there, as a user of the released collection would.
+set -euo pipefail
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$top"
+ansible-galaxy collection build --force --output-path "$work" . >/dev/null
+tarball=$(ls "$work"/hangup-ssh-*.tar.gz)
+echo "collection: built $(basename "$tarball") ($(du -k "$tarball" | cut -f1) KiB, $(tar -tzf "$tarball" | wc -l) entries)"
+leaked=$(tar -tzf "$tarball" | grep -E '^(\.venv|\.lab|lab|bench|requirements|\.git)(/|$)' || true)
+[ -z "$leaked" ] || { echo "collection: ERROR: build_ignore let these in:" >&2; echo "$leaked" >&2; exit 1; }
+ansible-galaxy collection install --offline --force -p "$work/installed" "$tarball" >/dev/null
+export ANSIBLE_COLLECTIONS_PATH=$work/installed
+ansible-galaxy collection list hangup.ssh -p "$work/installed" 2>/dev/null | grep hangup.ssh
+echo "collection: ansible-doc -l hangup.ssh against the installed copy:"
+ansible-doc -l hangup.ssh
+ansible-doc -t role -l hangup.ssh

@@ -1,0 +1,353 @@
+"""Hang kit: real SSH sessions between lab containers, and real ways to hang them.
+
+Everything here drives podman and the containers' own sshd/ssh; nothing is mocked.
+The parsing helpers are pure and unit-tested in tests/unit/test_hangkit.py.
+
+    lab = Lab(["hk-d11", "hk-d12"])
+    s = lab.open_session("hk-d12", "hk-d11", kind="pty", options=KEEPALIVE_3x2)
+    lab.cut(s)                       # or lab.freeze_server(s), lab.pause(host) ...
+    lab.wait_ended([s], timeout=30)  # {id: seconds since the fault, or None}
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import shlex
+import subprocess
+import time
+from dataclasses import dataclass, field
+
+STATE_DIR = "/tmp/hangkit"
+KEEPALIVE_3x2 = ("-o", "ServerAliveInterval=3", "-o", "ServerAliveCountMax=2")
+# A client with no keepalive of its own: what ssh does unless configured.
+NO_KEEPALIVE = ("-o", "ServerAliveInterval=0", "-o", "TCPKeepAlive=yes")
+BASE_SSH_OPTIONS = (
+    "-o", "BatchMode=yes",
+    "-o", "StrictHostKeyChecking=no",
+    "-o", "UserKnownHostsFile=/dev/null",
+    "-o", "LogLevel=ERROR",
+    "-o", "ConnectTimeout=10",
+)
+SESSION_KINDS = ("pty", "notty")
+
+_SS_USER = re.compile(r'\("([^"]+)",pid=(\d+),fd=\d+\)')
+_ids = itertools.count(1)
+
+
+# ---------------------------------------------------------------- pure helpers
+
+def split_hostport(text):
+    """'10.0.0.1:22' or '[::1]:22' or '[::ffff:10.0.0.1]:22' -> (address, port)."""
+    addr, port = text.rsplit(":", 1)
+    return addr.strip("[]"), int(port)
+
+
+def parse_ss(output):
+    """Parse `ss -Htnp` lines into dicts with local/peer (addr, port) and processes.
+
+    The state column is absent when ss was given a state filter; both forms parse.
+    """
+    rows = []
+    for line in output.splitlines():
+        fields = line.split()
+        if len(fields) < 4:
+            continue
+        if not fields[0].isdigit():
+            fields = fields[1:]
+        try:
+            local, peer = split_hostport(fields[2]), split_hostport(fields[3])
+        except ValueError:
+            continue
+        procs = [(name, int(pid)) for name, pid in _SS_USER.findall(line)]
+        rows.append({"local": local, "peer": peer, "procs": procs})
+    return rows
+
+
+def pids_of(conn):
+    return [proc[1] for proc in conn["procs"]]
+
+
+def parse_end(text):
+    """The end record a session leaves: '<rc> <epoch seconds>' -> (rc, float)."""
+    rc, stamp = text.split()
+    return int(rc), float(stamp)
+
+
+def ssh_argv(kind, target, options=(), command="sleep 86400"):
+    """argv of a client session of `kind` ('pty' is a login shell on a pty)."""
+    if kind not in SESSION_KINDS:
+        raise ValueError(f"kind must be one of {SESSION_KINDS}, not {kind!r}")
+    argv = ["ssh", *BASE_SSH_OPTIONS, *options]
+    if kind == "pty":
+        return [*argv, "-tt", target]
+    return [*argv, "-T", "-n", target, command]
+
+
+def session_script(sid, argv, state_dir=STATE_DIR):
+    """Shell script that runs one session and records its pid, output and end.
+
+    A pty session reads from a FIFO the script holds open and never writes to,
+    so the remote login shell waits for input like an idle user.
+    """
+    base = f"{state_dir}/{sid}"
+    cmd = shlex.join(argv)
+    if "-tt" in argv:
+        return (
+            f"mkdir -p {state_dir}; rm -f {base}.*; mkfifo {base}.in; "
+            f"{cmd} <{base}.in >{base}.out 2>{base}.err & echo $! >{base}.pid; "
+            f"exec 3>{base}.in; wait $!; echo \"$? $(date +%s.%N)\" >{base}.end"
+        )
+    return (
+        f"mkdir -p {state_dir}; rm -f {base}.*; "
+        f"{cmd} >{base}.out 2>{base}.err & echo $! >{base}.pid; "
+        f"wait $!; echo \"$? $(date +%s.%N)\" >{base}.end"
+    )
+
+
+# ---------------------------------------------------------------- podman side
+
+def podman(*args, check=True, timeout=60, input=None):
+    return subprocess.run(
+        ["podman", *args], check=check, timeout=timeout, input=input,
+        capture_output=True, text=True,
+    )
+
+
+@dataclass
+class Host:
+    name: str
+
+    def sh(self, script, check=True, timeout=60, input=None):
+        flags = ["-i"] if input is not None else []
+        return podman("exec", *flags, self.name, "sh", "-c", script,
+                      check=check, timeout=timeout, input=input)
+
+    def inspect(self):
+        return json.loads(podman("inspect", self.name).stdout)[0]
+
+    @property
+    def ip(self):
+        nets = self.inspect()["NetworkSettings"]["Networks"]
+        return next(n["IPAddress"] for n in nets.values() if n.get("IPAddress"))
+
+    @property
+    def pid(self):
+        """PID of the container's init on the host, for nsenter."""
+        return self.inspect()["State"]["Pid"]
+
+    def alive(self, pid):
+        return self.sh(f"kill -0 {int(pid)}", check=False).returncode == 0
+
+    def connections(self):
+        return parse_ss(self.sh("ss -Htnp state established").stdout)
+
+
+@dataclass
+class Session:
+    id: str
+    kind: str
+    client: Host
+    server: Host
+    options: tuple
+    client_pid: int = 0
+    client_port: int = 0
+    server_pids: list = field(default_factory=list)
+    fault_at: float = 0.0
+    fault: str = ""
+    label: str = ""
+    planned: str = ""
+    keepalive: str = ""
+
+    def __str__(self):
+        return f"{self.id}({self.kind} {self.client.name}->{self.server.name} {self.fault})"
+
+    def messages(self):
+        """What the client printed; on a pty ssh reports through the terminal (stdout)."""
+        return self.client.sh(f"cat {STATE_DIR}/{self.id}.err {STATE_DIR}/{self.id}.out 2>/dev/null",
+                              check=False).stdout
+
+    def server_alive(self):
+        return any(self.server.alive(p) for p in self.server_pids)
+
+
+class Lab:
+    """The lab's containers, by name, and the faults the kit can inject."""
+
+    def __init__(self, names, user="root"):
+        self.hosts = {n: Host(n) for n in names}
+        self.user = user
+        self._cuts = []
+        self._paused = set()
+        self._disconnected = {}
+        self._frozen = []
+        self._trusted = set()
+        self.sessions = []
+
+    def host(self, name):
+        return self.hosts[name]
+
+    # -- set-up
+    def trust(self, client, server):
+        """Let root on `client` log in to `server` with a key made for the lab."""
+        if (client, server) in self._trusted:
+            return
+        c, s = self.host(client), self.host(server)
+        c.sh("test -f /root/.ssh/id_ed25519 || "
+             "{ mkdir -p -m 700 /root/.ssh && ssh-keygen -q -t ed25519 -N '' -f /root/.ssh/id_ed25519; }")
+        pub = c.sh("cat /root/.ssh/id_ed25519.pub").stdout.strip()
+        s.sh("mkdir -p -m 700 /root/.ssh && touch /root/.ssh/authorized_keys && "
+             "chmod 600 /root/.ssh/authorized_keys && "
+             f"grep -qxF {shlex.quote(pub)} /root/.ssh/authorized_keys || "
+             f"echo {shlex.quote(pub)} >> /root/.ssh/authorized_keys")
+        self._trusted.add((client, server))
+
+    def open_session(self, client, server, kind="notty", options=()):
+        c, s = self.host(client), self.host(server)
+        self.trust(client, server)
+        sid = f"s{next(_ids)}-{kind}"
+        argv = ssh_argv(kind, f"{self.user}@{s.ip}", options)
+        podman("exec", "-d", c.name, "sh", "-c", session_script(sid, argv))
+        sess = Session(sid, kind, c, s, tuple(options))
+        self.sessions.append(sess)
+        return sess
+
+    def wait_established(self, sessions, timeout=20):
+        """Fill in client pid/port and the server's session pids, or fail."""
+        deadline = time.monotonic() + timeout
+        pending = list(sessions)
+        while pending and time.monotonic() < deadline:
+            for sess in list(pending):
+                if self._resolve(sess):
+                    pending.remove(sess)
+            if pending:
+                time.sleep(0.3)
+        if pending:
+            details = "; ".join(f"{s}: {s.messages().strip()[-300:]!r}" for s in pending)
+            raise AssertionError(f"sessions not established in {timeout} s: {details}")
+
+    def _resolve(self, sess):
+        r = sess.client.sh(f"cat {STATE_DIR}/{sess.id}.pid", check=False)
+        if r.returncode or not r.stdout.strip():
+            return False
+        sess.client_pid = int(r.stdout)
+        port = next((c["local"][1] for c in sess.client.connections()
+                     if sess.client_pid in pids_of(c) and c["peer"][1] == 22), 0)
+        if not port:
+            return False
+        pids = [p for c in sess.server.connections() if c["local"][1] == 22 and c["peer"][1] == port
+                for p in pids_of(c)]
+        # the session is fully set up once a user-side process holds the socket
+        if not pids or not self._logged_in(sess, pids):
+            return False
+        sess.client_port, sess.server_pids = port, sorted(set(pids))
+        return True
+
+    def _logged_in(self, sess, pids):
+        titles = sess.server.sh("ps -o args= -p " + ",".join(map(str, pids)), check=False).stdout
+        return "@" in titles
+
+    # -- faults; each records when it was applied
+    def cut(self, sess):
+        """Drop this one connection's packets both ways inside the server's netns."""
+        ip = sess.client.ip
+        rules = [
+            ["INPUT", "-p", "tcp", "-s", ip, "--sport", str(sess.client_port), "--dport", "22", "-j", "DROP"],
+            ["OUTPUT", "-p", "tcp", "-d", ip, "--dport", str(sess.client_port), "--sport", "22", "-j", "DROP"],
+        ]
+        pid = sess.server.pid
+        for rule in rules:
+            subprocess.run(["nsenter", "-t", str(pid), "-n", "iptables", "-I", *rule], check=True)
+            self._cuts.append((sess.server, rule))
+        self._mark(sess, "cut")
+
+    def freeze_server(self, sess):
+        """SIGSTOP the server's processes of this session; the kernel still ACKs."""
+        sess.server.sh("kill -STOP " + " ".join(map(str, sess.server_pids)))
+        self._frozen.append((sess.server, sess.server_pids))
+        self._mark(sess, "server-frozen")
+
+    def freeze_client(self, sess):
+        sess.client.sh(f"kill -STOP {sess.client_pid}")
+        self._frozen.append((sess.client, [sess.client_pid]))
+        self._mark(sess, "client-frozen")
+
+    def pause(self, name, sessions=()):
+        podman("pause", name)
+        self._paused.add(name)
+        for sess in sessions:
+            self._mark(sess, "paused")
+
+    def disconnect(self, name, sessions=(), network="podman"):
+        podman("network", "disconnect", network, name)
+        self._disconnected[name] = network
+        for sess in sessions:
+            self._mark(sess, "disconnected")
+
+    @staticmethod
+    def _mark(sess, what):
+        sess.fault_at, sess.fault = time.time(), what
+
+    # -- measuring
+    def ends(self, sessions):
+        """{session id: (rc, epoch)} for the sessions whose client has exited; one exec per client."""
+        found = {}
+        for client in {s.client.name for s in sessions}:
+            out = self.host(client).sh(
+                f"for f in {STATE_DIR}/*.end; do [ -s \"$f\" ] && echo \"$f $(cat \"$f\")\"; done; true").stdout
+            for line in out.splitlines():
+                path, rest = line.split(" ", 1)
+                found[path.rsplit("/", 1)[-1][:-len(".end")]] = parse_end(rest)
+        return {s.id: found[s.id] for s in sessions if s.id in found}
+
+    def wait_ended(self, sessions, timeout, side="client"):
+        """Poll until every session ended on `side`, or `timeout` s passed since its fault.
+
+        Returns {session id: seconds from fault to end, or None if it never ended}.
+        The client's end is its own timestamp; the server's is when polling saw it.
+        """
+        result = {s.id: None for s in sessions}
+        while True:
+            now = time.time()
+            open_ = [s for s in sessions if result[s.id] is None and now < s.fault_at + timeout]
+            if not open_:
+                return result
+            if side == "client":
+                for sid, end in self.ends(open_).items():
+                    sess = next(s for s in open_ if s.id == sid)
+                    result[sid] = round(end[1] - sess.fault_at, 2)
+            else:
+                for sess in open_:
+                    if not sess.server_alive():
+                        result[sess.id] = round(time.time() - sess.fault_at, 2)
+            time.sleep(0.5)
+
+    def still_hung_after(self, sessions, seconds):
+        """Wait until `seconds` after each fault; return the sessions whose client is still up."""
+        last = max(s.fault_at for s in sessions) + seconds
+        time.sleep(max(0.0, last - time.time()))
+        ended = self.ends(sessions)
+        return [s for s in sessions if s.id not in ended and s.client.alive(s.client_pid)]
+
+    # -- undo everything, so the next test starts clean
+    def heal(self):
+        for name in list(self._paused):
+            podman("unpause", name, check=False)
+        self._paused.clear()
+        for name, network in self._disconnected.items():
+            podman("network", "connect", network, name, check=False)
+        self._disconnected.clear()
+        for host, rule in self._cuts:
+            subprocess.run(["nsenter", "-t", str(host.pid), "-n", "iptables", "-D", *rule], check=False)
+        self._cuts.clear()
+        for host, pids in self._frozen:
+            host.sh("kill -CONT " + " ".join(map(str, pids)) + " 2>/dev/null; true", check=False)
+        self._frozen.clear()
+        for sess in self.sessions:
+            if sess.client_pid:
+                sess.client.sh(f"kill -KILL {sess.client_pid} 2>/dev/null; true", check=False)
+            if sess.server_pids:
+                sess.server.sh("kill -KILL " + " ".join(map(str, sess.server_pids)) + " 2>/dev/null; true",
+                               check=False)
+        self.sessions.clear()
