@@ -29,8 +29,9 @@ log() { printf 'images: %s\n' "$*"; }
 die() { printf 'images: ERROR: %s\n' "$*" >&2; exit 1; }
 
 recipe_hash() {
-    # The recipe is this file: any change to packages, init or layout rebuilds.
-    { cat "${BASH_SOURCE[0]}"; echo "$1"; } | sha256sum | cut -c1-12
+    # The recipe: package lists, suite, and the functions that build and customize
+    # the root; a change to any of them rebuilds, housekeeping changes do not.
+    { declare -f suite_of customize build; echo "$base_packages|$systemd_packages|$1"; } | sha256sum | cut -c1-12
 }
 
 mirror() {
@@ -105,6 +106,7 @@ build() {
     if image_exists "$tag"; then
         podman tag "$tag" "$alias"
         log "$variant: reused $tag (0 s)"
+        prune_old "$variant" "$hash"
         return
     fi
     include=$base_packages
@@ -139,6 +141,16 @@ build() {
     rm -rf --one-file-system "$dir"
     trap - EXIT
     log "$variant: built $tag in $(($(date +%s) - start)) s"
+    prune_old "$variant" "$hash"
+}
+
+prune_old() {
+    # Images of an older recipe; one still used by a container stays.
+    local variant=$1 hash=$2 t
+    for t in $(podman images --format '{{.Repository}}:{{.Tag}}' --filter "reference=$repo:$variant-*"); do
+        [[ $t == "$repo:$variant-$hash" || ! $t =~ ^$repo:$variant-[0-9a-f]{12}$ ]] && continue
+        if podman rmi "$t" >/dev/null 2>&1; then log "$variant: removed old $t"; fi
+    done
 }
 
 if [ "${1:-}" = --list ]; then

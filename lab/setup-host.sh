@@ -23,7 +23,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     log "installing ${missing[*]}"
     command -v apt-get >/dev/null || die "apt-get not found: install ${missing[*]} by hand"
     apt-get update -q >/dev/null || die "apt-get update failed: check the Debian mirror in /etc/apt/sources.list*"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null \
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null \
         || die "apt-get install ${missing[*]} failed"
 else
     log "packages present: ${packages[*]}"
