@@ -165,7 +165,7 @@ class Session:
 
     def messages(self):
         """What the client printed; on a pty ssh reports through the terminal (stdout)."""
-        return self.client.sh(f"cat {STATE_DIR}/{self.id}.err {STATE_DIR}/{self.id}.out 2>/dev/null",
+        return self.client.sh(f"cat {STATE_DIR}/{self.id}.out {STATE_DIR}/{self.id}.err 2>/dev/null",
                               check=False).stdout
 
     def server_alive(self):

@@ -63,7 +63,7 @@ def _measure(lab, sessions):
             "ended_after": ended.get(s.id),
             "hung_after_30s": s.id in hung,
             "rc": ends.get(s.id, (None,))[0],
-            "messages": s.messages().strip()[-200:] if s.keepalive != "none" else "",
+            "messages": s.messages().strip()[-300:] if s.keepalive != "none" else "",
         }
     print(f"\n{'session':40} {'keepalive':9} {'ended after':>11} {'hung at 30 s':>12} rc")
     for label, row in sorted(table.items()):
@@ -107,7 +107,10 @@ def _check(table):
             assert row["hung_after_30s"], f"{label}: ended without keepalives, so the fault did not hold: {row}"
         else:
             assert row["ended_after"] is not None and row["ended_after"] <= ENDS_WITHIN, f"{label}: {row}"
-            assert row["rc"] == 255 and "not responding" in row["messages"], f"{label}: {row}"
+            # 255 is ssh's own failure; on a pty the message itself is not always printed
+            assert row["rc"] == 255, f"{label}: {row}"
+            if "-notty-" in label:
+                assert "not responding" in row["messages"], f"{label}: {row}"
 
 
 def test_cut_and_frozen_sessions_hang_without_keepalive_and_end_with_it(per_connection):
