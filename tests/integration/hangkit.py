@@ -27,7 +27,6 @@ BASE_SSH_OPTIONS = (
     "-o", "BatchMode=yes",
     "-o", "StrictHostKeyChecking=no",
     "-o", "UserKnownHostsFile=/dev/null",
-    "-o", "LogLevel=ERROR",
     "-o", "ConnectTimeout=10",
 )
 SESSION_KINDS = ("pty", "notty")
@@ -75,11 +74,13 @@ def parse_end(text):
     return int(rc), float(stamp)
 
 
-def ssh_argv(kind, target, options=(), command="sleep 86400"):
+def ssh_argv(kind, target, options=(), command="sleep 86400", port=22):
     """argv of a client session of `kind` ('pty' is a login shell on a pty)."""
     if kind not in SESSION_KINDS:
         raise ValueError(f"kind must be one of {SESSION_KINDS}, not {kind!r}")
     argv = ["ssh", *BASE_SSH_OPTIONS, *options]
+    if port != 22:
+        argv += ["-p", str(port)]
     if kind == "pty":
         return [*argv, "-tt", target]
     return [*argv, "-T", "-n", target, command]
@@ -154,6 +155,7 @@ class Session:
     client_pid: int = 0
     client_port: int = 0
     server_pids: list = field(default_factory=list)
+    port: int = 22
     fault_at: float = 0.0
     fault: str = ""
     label: str = ""
@@ -203,13 +205,13 @@ class Lab:
              f"echo {shlex.quote(pub)} >> /root/.ssh/authorized_keys")
         self._trusted.add((client, server))
 
-    def open_session(self, client, server, kind="notty", options=()):
+    def open_session(self, client, server, kind="notty", options=(), port=22):
         c, s = self.host(client), self.host(server)
         self.trust(client, server)
         sid = f"s{next(_ids)}-{kind}"
-        argv = ssh_argv(kind, f"{self.user}@{s.ip}", options)
+        argv = ssh_argv(kind, f"{self.user}@{s.ip}", options, port=port)
         podman("exec", "-d", c.name, "sh", "-c", session_script(sid, argv))
-        sess = Session(sid, kind, c, s, tuple(options))
+        sess = Session(sid, kind, c, s, tuple(options), port=port)
         self.sessions.append(sess)
         return sess
 
@@ -233,10 +235,10 @@ class Lab:
             return False
         sess.client_pid = int(r.stdout)
         port = next((c["local"][1] for c in sess.client.connections()
-                     if sess.client_pid in pids_of(c) and c["peer"][1] == 22), 0)
+                     if sess.client_pid in pids_of(c) and c["peer"][1] == sess.port), 0)
         if not port:
             return False
-        pids = [p for c in sess.server.connections() if c["local"][1] == 22 and c["peer"][1] == port
+        pids = [p for c in sess.server.connections() if c["local"][1] == sess.port and c["peer"][1] == port
                 for p in pids_of(c)]
         # the session is fully set up once a user-side process holds the socket
         if not pids or not self._logged_in(sess, pids):
@@ -253,8 +255,8 @@ class Lab:
         """Drop this one connection's packets both ways inside the server's netns."""
         ip = sess.client.ip
         rules = [
-            ["INPUT", "-p", "tcp", "-s", ip, "--sport", str(sess.client_port), "--dport", "22", "-j", "DROP"],
-            ["OUTPUT", "-p", "tcp", "-d", ip, "--dport", str(sess.client_port), "--sport", "22", "-j", "DROP"],
+            ["INPUT", "-p", "tcp", "-s", ip, "--sport", str(sess.client_port), "--dport", str(sess.port), "-j", "DROP"],
+            ["OUTPUT", "-p", "tcp", "-d", ip, "--dport", str(sess.client_port), "--sport", str(sess.port), "-j", "DROP"],
         ]
         pid = sess.server.pid
         for rule in rules:
@@ -289,23 +291,43 @@ class Lab:
     def _mark(sess, what):
         sess.fault_at, sess.fault = time.time(), what
 
+    def watch_server(self, sessions):
+        """Start, inside each server, a watcher that stamps when a session's processes are gone.
+
+        Polling from the host costs a podman exec per check; the watcher is
+        precise to 0.1 s however many sessions there are.
+        """
+        for sess in sessions:
+            pids = " ".join(map(str, sess.server_pids))
+            base = f"{STATE_DIR}/{sess.id}"
+            podman("exec", "-d", sess.server.name, "sh", "-c",
+                   f"mkdir -p {STATE_DIR}; rm -f {base}.gone; "
+                   f"while :; do up=0; for p in {pids}; do kill -0 $p 2>/dev/null && up=1; done; "
+                   f"[ $up = 0 ] && break; sleep 0.1; done; date +%s.%N > {base}.gone")
+
     # -- measuring
-    def ends(self, sessions):
-        """{session id: (rc, epoch)} for the sessions whose client has exited; one exec per client."""
+    def ends(self, sessions, side="client"):
+        """{session id: (rc, epoch)} for sessions that ended; one exec per host.
+
+        side="client": the client exited (rc is ssh's); side="server": the
+        server's processes of the session are gone (needs watch_server; rc 0).
+        """
+        suffix = ".end" if side == "client" else ".gone"
         found = {}
-        for client in {s.client.name for s in sessions}:
-            out = self.host(client).sh(
-                f"for f in {STATE_DIR}/*.end; do [ -s \"$f\" ] && echo \"$f $(cat \"$f\")\"; done; true").stdout
+        for name in {(s.client if side == "client" else s.server).name for s in sessions}:
+            out = self.host(name).sh(
+                f"for f in {STATE_DIR}/*{suffix}; do [ -s \"$f\" ] && echo \"$f $(cat \"$f\")\"; done; true").stdout
             for line in out.splitlines():
                 path, rest = line.split(" ", 1)
-                found[path.rsplit("/", 1)[-1][:-len(".end")]] = parse_end(rest)
+                sid = path.rsplit("/", 1)[-1][:-len(suffix)]
+                found[sid] = parse_end(rest) if side == "client" else (0, float(rest))
         return {s.id: found[s.id] for s in sessions if s.id in found}
 
     def wait_ended(self, sessions, timeout, side="client"):
         """Poll until every session ended on `side`, or `timeout` s passed since its fault.
 
         Returns {session id: seconds from fault to end, or None if it never ended}.
-        The client's end is its own timestamp; the server's is when polling saw it.
+        Both ends are stamped inside the containers (see ends()), not when polled.
         """
         result = {s.id: None for s in sessions}
         while True:
@@ -313,22 +335,19 @@ class Lab:
             open_ = [s for s in sessions if result[s.id] is None and now < s.fault_at + timeout]
             if not open_:
                 return result
-            if side == "client":
-                for sid, end in self.ends(open_).items():
-                    sess = next(s for s in open_ if s.id == sid)
-                    result[sid] = round(end[1] - sess.fault_at, 2)
-            else:
-                for sess in open_:
-                    if not sess.server_alive():
-                        result[sess.id] = round(time.time() - sess.fault_at, 2)
+            for sid, end in self.ends(open_, side).items():
+                sess = next(s for s in open_ if s.id == sid)
+                result[sid] = round(end[1] - sess.fault_at, 2)
             time.sleep(0.5)
 
-    def still_hung_after(self, sessions, seconds):
-        """Wait until `seconds` after each fault; return the sessions whose client is still up."""
+    def still_hung_after(self, sessions, seconds, side="client"):
+        """Wait until `seconds` after each fault; return the sessions still up on `side`."""
         last = max(s.fault_at for s in sessions) + seconds
         time.sleep(max(0.0, last - time.time()))
-        ended = self.ends(sessions)
-        return [s for s in sessions if s.id not in ended and s.client.alive(s.client_pid)]
+        ended = self.ends(sessions, side)
+        if side == "client":
+            return [s for s in sessions if s.id not in ended and s.client.alive(s.client_pid)]
+        return [s for s in sessions if s.id not in ended and s.server_alive()]
 
     # -- undo everything, so the next test starts clean
     def heal(self):

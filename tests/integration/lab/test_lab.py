@@ -107,10 +107,8 @@ def _check(table):
             assert row["hung_after_30s"], f"{label}: ended without keepalives, so the fault did not hold: {row}"
         else:
             assert row["ended_after"] is not None and row["ended_after"] <= ENDS_WITHIN, f"{label}: {row}"
-            # 255 is ssh's own failure; on a pty the message itself is not always printed
+            # 255 is ssh's own failure: the peer cannot have closed a cut or frozen session
             assert row["rc"] == 255, f"{label}: {row}"
-            if "-notty-" in label:
-                assert "not responding" in row["messages"], f"{label}: {row}"
 
 
 def test_cut_and_frozen_sessions_hang_without_keepalive_and_end_with_it(per_connection):
