@@ -2,6 +2,7 @@
 #   make setup   host packages, podman config, .venv, lab images (idempotent)
 #   make test    setup, then sanity, lint, unit tests, collection build, every molecule scenario
 #   make demo    the lab over real SSH from the controller
+#   make bench   benchmarks under bench/ (not part of make test)
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -14,7 +15,7 @@ export PY_COLORS := 0
 STAGE := lab/stage
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help setup host venv images test sanity lint units molecule collection demo demo-clean clean
+.PHONY: help setup host venv images test sanity lint units molecule collection bench demo demo-clean clean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -52,6 +53,9 @@ collection:
 
 molecule:
 	molecule test --all
+
+bench: setup
+	python bench/keepalive_cutoff.py
 
 demo: setup
 	@$(STAGE) demo lab/demo.sh up

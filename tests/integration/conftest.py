@@ -12,6 +12,10 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 from hangkit import Lab  # noqa: E402
+from playbook import collection_root  # noqa: E402
+
+# the collection's pure code, importable by its full name as Ansible loads it
+sys.path.insert(0, collection_root())
 
 
 def lab_names(config):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -208,7 +209,8 @@ class Lab:
     def open_session(self, client, server, kind="notty", options=(), port=22):
         c, s = self.host(client), self.host(server)
         self.trust(client, server)
-        sid = f"s{next(_ids)}-{kind}"
+        # unique across test processes: an old session's late files must never match
+        sid = f"s{os.getpid()}x{next(_ids)}-{kind}"
         argv = ssh_argv(kind, f"{self.user}@{s.ip}", options, port=port)
         podman("exec", "-d", c.name, "sh", "-c", session_script(sid, argv))
         sess = Session(sid, kind, c, s, tuple(options), port=port)
@@ -340,10 +342,22 @@ class Lab:
                 result[sid] = round(end[1] - sess.fault_at, 2)
             time.sleep(0.5)
 
+    def elapsed(self, sessions, side="client"):
+        """{session id: seconds from fault to end on `side`, or None}; reads the stamps once.
+
+        The stamps are written inside the containers when the end happens, so this
+        can be read any time later, for both sides, without polling.
+        """
+        ended = self.ends(sessions, side)
+        return {s.id: round(ended[s.id][1] - s.fault_at, 2) if s.id in ended else None for s in sessions}
+
+    @staticmethod
+    def sleep_until_after_faults(sessions, seconds):
+        time.sleep(max(0.0, max(s.fault_at for s in sessions) + seconds - time.time()))
+
     def still_hung_after(self, sessions, seconds, side="client"):
         """Wait until `seconds` after each fault; return the sessions still up on `side`."""
-        last = max(s.fault_at for s in sessions) + seconds
-        time.sleep(max(0.0, last - time.time()))
+        self.sleep_until_after_faults(sessions, seconds)
         ended = self.ends(sessions, side)
         if side == "client":
             return [s for s in sessions if s.id not in ended and s.client.alive(s.client_pid)]

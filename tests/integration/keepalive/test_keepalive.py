@@ -1,0 +1,307 @@
+"""Scenario `keepalive`: the role's settings are in effect, safe to apply, and really
+drop dead peers on time, measured with the hang kit on OpenSSH 8.4, 9.2 and 10.0.
+
+molecule converge applied the role with a 20 s dead-peer time on both ends, an
+UnusedConnectionTimeout of 3600 s and alice as a managed user (converge.yml).
+"""
+
+import pytest
+
+from ansible_collections.hangup.ssh.plugins.module_utils._openssh import derive_timing, parse_dump, parse_version
+from hangkit import NO_KEEPALIVE
+from playbook import role_play, run_playbook
+
+KNOB = 20
+CONVERGE_VARS = {
+    "keepalive_server_dead_peer_timeout": KNOB,
+    "keepalive_client_dead_peer_timeout": KNOB,
+    "keepalive_unused_connection_timeout": 3600,
+    "keepalive_users": ["alice"],
+}
+ROLE_PLAY = role_play("hangup.ssh.keepalive")
+DROPIN = "/etc/ssh/sshd_config.d/00-hangup-keepalive.conf"
+CLIENT_DROPIN = "/etc/ssh/ssh_config.d/00-hangup-keepalive.conf"
+WATCHED = [DROPIN, CLIENT_DROPIN, "/etc/ssh/sshd_config", "/etc/ssh/ssh_config", "/home/alice/.ssh/config"]
+
+
+def version(host):
+    return parse_version(host.run("ssh -V").stderr)
+
+
+def checksums(lab, paths=None):
+    paths = paths or WATCHED
+    return {n: h.sh("sha256sum " + " ".join(paths) + " 2>&1; stat -c '%n %a %U' " + " ".join(paths)
+                    + " 2>&1; true").stdout for n, h in lab.hosts.items()}
+
+
+def all_hosts(lab):
+    return list(lab.hosts)
+
+
+def one_host(lab):
+    """For cases decided before anything version-specific runs: one host is enough."""
+    return list(lab.hosts)[:1]
+
+
+# ------------------------------------------------------------ effective values
+
+def test_sshd_effective_values(host):
+    v = version(host)
+    want = derive_timing(KNOB, v, "server")
+    eff = parse_dump(host.check_output("sshd -T -C user=root,host=localhost,addr=127.0.0.1"))
+    assert eff["clientaliveinterval"] == str(want["interval"])
+    assert eff["clientalivecountmax"] == str(want["count_max"])
+    assert want["expected_min"] >= 0.8 * KNOB and want["expected_max"] <= 1.2 * KNOB
+    dropin = host.file(DROPIN)
+    assert dropin.is_file and dropin.user == "root" and dropin.mode == 0o644
+    if v >= (9, 2):
+        assert eff["unusedconnectiontimeout"] == "3600"
+        assert "UnusedConnectionTimeout 3600" in dropin.content_string
+    else:
+        # sshd 8.4 refuses the keyword: skipped with a warning, never written
+        assert "unusedconnectiontimeout" not in eff
+        assert "UnusedConnection" not in dropin.content_string
+
+
+def test_ssh_effective_values_system_wide_and_as_alice(host):
+    want = derive_timing(KNOB, version(host), "client")
+    expected = {"serveraliveinterval": str(want["interval"]), "serveralivecountmax": str(want["count_max"])}
+    system = parse_dump(host.check_output("ssh -G -F /etc/ssh/ssh_config probe.invalid"))
+    alice = parse_dump(host.check_output("runuser -u alice -- ssh -G probe.invalid"))
+    root = parse_dump(host.check_output("ssh -G probe.invalid"))
+    for eff in (system, alice, root):
+        assert {k: eff[k] for k in expected} == expected
+
+
+def test_alice_config_kept_and_tightened(host):
+    cfg = host.file("/home/alice/.ssh/config")
+    assert cfg.user == "alice" and cfg.mode == 0o600
+    text = cfg.content_string
+    assert text.startswith("Host git.example.com\n    User git\n    IdentitiesOnly yes\n"), text
+    assert "# BEGIN hangup.ssh.keepalive" in text and "Host *" in text
+    assert host.file("/home/alice/.ssh").mode == 0o700
+    # her own host entry still applies
+    assert "user git" in host.check_output("runuser -u alice -- ssh -G git.example.com")
+
+
+# ------------------------------------------------------------ check mode and idempotence
+
+def test_check_mode_on_the_converged_hosts_changes_nothing(lab):
+    rc, out, stats = run_playbook(all_hosts(lab), ROLE_PLAY, CONVERGE_VARS, check=True, diff=True)
+    assert rc == 0, out[-3000:]
+    assert {h: s["changed"] for h, s in stats.items()} == {h: 0 for h in lab.hosts}
+
+
+def test_check_mode_reports_a_change_with_a_diff_and_writes_nothing(lab):
+    before = checksums(lab)
+    rc, out, stats = run_playbook(all_hosts(lab), ROLE_PLAY, dict(CONVERGE_VARS, keepalive_server_dead_peer_timeout=40),
+                                  check=True, diff=True)
+    assert rc == 0, out[-3000:]
+    assert all(s["changed"] >= 1 for s in stats.values()), stats
+    assert "+ClientAliveInterval" in out and "-ClientAliveInterval" in out
+    assert checksums(lab) == before
+
+
+# ------------------------------------------------------------ conflicts, lockout, bad input
+
+def test_an_earlier_dropin_that_disables_keepalive_is_named(lab):
+    early = "/etc/ssh/sshd_config.d/00-aaa-early.conf"
+    for h in lab.hosts.values():
+        h.sh(f"echo 'ClientAliveInterval 0' > {early}")
+    try:
+        rc, out, _stats = run_playbook(all_hosts(lab), ROLE_PLAY, CONVERGE_VARS)
+        assert rc != 0
+        assert "ClientAliveInterval is 0 in effect" in out and early + ":1" in out, out[-3000:]
+        rc, out, _stats = run_playbook(all_hosts(lab), ROLE_PLAY, dict(CONVERGE_VARS, keepalive_conflicts="warn"))
+        assert rc == 0, out[-3000:]
+        assert "WARNING: sshd on" in out and early in out
+    finally:
+        for h in lab.hosts.values():
+            h.sh(f"rm -f {early}")
+
+
+def test_a_broken_sibling_dropin_fails_before_any_reload_and_logins_still_work(lab):
+    broken = "/etc/ssh/sshd_config.d/50-broken.conf"
+    for h in lab.hosts.values():
+        h.sh(f"echo 'NoSuchKeyword yes' > {broken}")
+    before = checksums(lab, [DROPIN])
+    try:
+        rc, out, _stats = run_playbook(all_hosts(lab), ROLE_PLAY, dict(CONVERGE_VARS, keepalive_server_dead_peer_timeout=40))
+        assert rc != 0
+        assert "failed to validate" in out, out[-3000:]
+        assert "Reload sshd" not in out
+        assert checksums(lab, [DROPIN]) == before
+    finally:
+        for h in lab.hosts.values():
+            h.sh(f"rm -f {broken}")
+    names = list(lab.hosts)
+    for i, server in enumerate(names):
+        client = names[(i + 1) % len(names)]
+        lab.trust(client, server)
+        r = lab.host(client).sh(f"ssh -o BatchMode=yes -o StrictHostKeyChecking=no "
+                                f"-o UserKnownHostsFile=/dev/null root@{lab.host(server).ip} echo fresh-login", check=False)
+        assert r.stdout.strip() == "fresh-login", (server, r.stderr)
+
+
+@pytest.mark.parametrize("bad,named", [
+    ({"keepalive_server_dead_peer_timeout": 1}, "keepalive_server_dead_peer_timeout"),
+    ({"keepalive_client_alive_count_max": 0}, "keepalive_client_alive_count_max"),
+    ({"keepalive_client_dead_peer_timeout": "soon"}, "keepalive_client_dead_peer_timeout"),
+    ({"keepalive_conflicts": "ignore"}, "keepalive_conflicts"),
+    ({"keepalive_client_host_overrides": [{"host": "a # b"}]}, "keepalive_client_host_overrides"),
+    ({"keepalive_dropin_name": "../../evil.conf"}, "keepalive_dropin_name"),
+])
+def test_bad_input_is_named_and_nothing_is_written(lab, bad, named):
+    before = checksums(lab)
+    rc, out, _stats = run_playbook(one_host(lab), ROLE_PLAY, dict(CONVERGE_VARS, **bad))
+    assert rc != 0 and named in out, out[-2000:]
+    assert checksums(lab) == before
+
+
+def test_without_include_the_settings_go_in_a_block_at_the_top_of_the_main_files(lab):
+    name = list(lab.hosts)[-1]
+    h = lab.host(name)
+    mains = ["/etc/ssh/sshd_config", "/etc/ssh/ssh_config"]
+    h.sh("set -e; for f in " + " ".join(mains) + "; do cp -p $f $f.hk-orig; sed -i '/^Include /d' $f; done; "
+         f"rm -f {DROPIN} {CLIENT_DROPIN}")
+    # a session open across the run: sshd is reloaded, never restarted, so it stays
+    established = lab.open_session(list(lab.hosts)[0], name, "pty")
+    lab.wait_established([established])
+    try:
+        rc, out, _stats = run_playbook([name], ROLE_PLAY, CONVERGE_VARS)
+        assert rc == 0, out[-3000:]
+        assert "Reload sshd" in out
+        assert established.server_alive() and established.client.alive(established.client_pid)
+        for f in mains:
+            text = h.sh(f"cat {f}").stdout
+            assert text.startswith("# BEGIN hangup.ssh.keepalive\n"), text[:300]
+        want = derive_timing(KNOB, parse_version(h.sh("ssh -V 2>&1").stdout), "server")
+        eff = parse_dump(h.sh("sshd -T").stdout)
+        assert eff["clientaliveinterval"] == str(want["interval"])
+        assert h.sh(f"ls {DROPIN} 2>/dev/null; true").stdout == ""
+    finally:
+        h.sh("for f in " + " ".join(mains) + "; do mv $f.hk-orig $f; done")
+        rc, out, _stats = run_playbook([name], ROLE_PLAY, CONVERGE_VARS)
+        assert rc == 0, out[-3000:]
+
+
+# ------------------------------------------------------------ hostile homes
+
+HOMES = {
+    # user: how the home is booby-trapped
+    "mallory": "mkdir -p -m 700 /home/mallory/.ssh && ln -s /etc/hangup-victim /home/mallory/.ssh/config",
+    "eve": "ln -s /etc/hangup-victim-dir /home/eve/.ssh",
+    "oscar": "echo not-a-dir > /home/oscar/.ssh",
+}
+
+
+@pytest.mark.parametrize("user", sorted(HOMES))
+def test_a_symlinked_or_odd_home_is_refused_and_the_target_untouched(lab, user):
+    setup = ("printf 'victim\\n' > /etc/hangup-victim && chmod 0644 /etc/hangup-victim && "
+             "mkdir -p /etc/hangup-victim-dir && printf 'victim\\n' > /etc/hangup-victim-dir/config && "
+             f"(id {user} >/dev/null 2>&1 || useradd -m {user}) && rm -rf /home/{user}/.ssh && " + HOMES[user])
+    for h in lab.hosts.values():
+        h.sh(setup)
+    victims = ["/etc/hangup-victim", "/etc/hangup-victim-dir/config"]
+    before = checksums(lab, victims)
+    rc, out, _stats = run_playbook(one_host(lab), ROLE_PLAY, dict(CONVERGE_VARS, keepalive_users=[user]))
+    assert rc != 0
+    assert f"Refusing /home/{user}/.ssh" in out, out[-2000:]
+    assert checksums(lab, victims) == before
+
+
+def test_a_user_without_home_fails_or_is_skipped(lab):
+    rc, out, _stats = run_playbook(one_host(lab), ROLE_PLAY, dict(CONVERGE_VARS, keepalive_users=["ghost"]))
+    assert rc != 0 and "ghost does not exist" in out
+    skip = dict(CONVERGE_VARS, keepalive_users=["ghost"], keepalive_users_missing_home="skip")
+    rc, out, _stats = run_playbook(one_host(lab), ROLE_PLAY, skip)
+    assert rc == 0, out[-2000:]
+
+
+# ------------------------------------------------------------ real behaviour
+
+CONTROL_PORT = 2222
+
+
+@pytest.fixture(scope="module")
+def measured(lab):
+    """All cases on every server at once; see the table printed by the test."""
+    names = list(lab.hosts)
+    for h in lab.hosts.values():
+        # the same sshd and config without the role's effect: ClientAliveInterval 0 from the command line wins
+        h.sh(f"kill -0 $(cat /run/sshd-control.pid 2>/dev/null) 2>/dev/null || /usr/sbin/sshd -p {CONTROL_PORT} "
+             f"-o ClientAliveInterval=0 -o PidFile=/run/sshd-control.pid")
+    plan = []
+    for i, server in enumerate(names):
+        client = names[(i + 1) % len(names)]
+        for case, kind, opts, port in [
+            ("server-drops-frozen-client", "notty", NO_KEEPALIVE, 22),
+            ("server-drops-cut-client", "notty", NO_KEEPALIVE, 22),
+            ("control-frozen-client", "notty", NO_KEEPALIVE, CONTROL_PORT),
+            ("control-cut-client", "notty", NO_KEEPALIVE, CONTROL_PORT),
+            ("client-leaves-frozen-server", "notty", (), 22),
+            ("client-leaves-cut-server", "notty", (), 22),
+            ("healthy-idle", "pty", (), 22),
+        ]:
+            s = lab.open_session(client, server, kind=kind, options=opts, port=port)
+            s.label = f"{server}:{case}"
+            s.planned = case
+            plan.append(s)
+    lab.wait_established(plan)
+    lab.watch_server(plan)
+    for s in plan:
+        if "frozen-client" in s.planned:
+            lab.freeze_client(s)
+        elif "frozen-server" in s.planned:
+            lab.freeze_server(s)
+        elif "cut" in s.planned:
+            lab.cut(s)
+        else:
+            lab._mark(s, "none")
+    try:
+        server_side = [s for s in plan if s.planned.startswith("server-")]
+        client_side = [s for s in plan if s.planned.startswith("client-")]
+        lab.sleep_until_after_faults(plan, 1.2 * KNOB + 6)
+        dropped = lab.elapsed(server_side, side="server")
+        left = lab.elapsed(client_side, side="client")
+        control = [s for s in plan if s.planned.startswith("control-")]
+        control_up = {s.id for s in lab.still_hung_after(control, 2 * KNOB, side="server")}
+        healthy = [s for s in plan if s.planned == "healthy-idle"]
+        healthy_client = {s.id for s in lab.still_hung_after(healthy, 3 * KNOB, side="client")}
+        healthy_server = {s.id for s in lab.still_hung_after(healthy, 0, side="server")}
+        rows = {}
+        for s in plan:
+            rows[s.label] = {
+                "ended_after": dropped.get(s.id, left.get(s.id)),
+                "still_up": (s.id in control_up) if s in control
+                else (s.id in healthy_client and s.id in healthy_server) if s in healthy else None,
+                "openssh": "%d.%d" % version_of(lab.host(s.server.name)),
+            }
+        print(f"\ndead-peer time {KNOB} s; window {0.8 * KNOB:.0f}-{1.2 * KNOB:.0f} s")
+        print(f"{'case':48} {'OpenSSH':7} {'ended after':>11} {'still up':>9}")
+        for label, row in sorted(rows.items()):
+            print(f"{label:48} {row['openssh']:7} {str(row['ended_after']):>11} {str(row['still_up']):>9}")
+        return rows
+    finally:
+        lab.heal()
+
+
+def version_of(h):
+    return parse_version(h.sh("ssh -V 2>&1").stdout)
+
+
+def test_dead_peers_are_dropped_within_20_percent_of_the_knob(measured):
+    bad = {k: v for k, v in measured.items()
+           if k.split(":")[1].startswith(("server-", "client-"))
+           and not (v["ended_after"] is not None and 0.8 * KNOB <= v["ended_after"] <= 1.2 * KNOB)}
+    assert not bad, bad
+
+
+def test_without_the_role_the_same_sessions_stay_hung_for_twice_the_knob(measured):
+    control = {k: v for k, v in measured.items() if ":control-" in k}
+    assert len(control) == 8 and all(v["still_up"] for v in control.values()), control
+
+
+def test_a_healthy_idle_session_survives_three_times_the_knob(measured):
+    healthy = {k: v for k, v in measured.items() if ":healthy-idle" in k}
+    assert len(healthy) == 4 and all(v["still_up"] for v in healthy.values()), healthy
