@@ -43,7 +43,7 @@ sanity:
 	lab/sanity.sh
 
 lint:
-	ansible-lint --profile production
+	ANSIBLE_COLLECTIONS_PATH=$$(python tests/integration/playbook.py) ansible-lint --profile production
 
 units:
 	lab/units.sh

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Requested vs measured dead-peer cut-off of hangup.ssh.keepalive, per OpenSSH version.
 
 For each requested time N, applies the role (both ends N s) to lab containers of
@@ -42,7 +41,7 @@ def start_lab():
         podman("rm", "-f", name, check=False)
         podman("run", "-d", "--name", name, "--hostname", name, image)
     for name in IMAGES:
-        for _ in range(60):
+        for _attempt in range(60):
             if podman("exec", name, "sh", "-c", "ss -Htln 'sport = :22' | grep -q .", check=False).returncode == 0:
                 break
             time.sleep(0.5)

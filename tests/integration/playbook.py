@@ -71,3 +71,8 @@ def parse_recap(output):
     for match in re.finditer(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$", recap, re.M):
         stats[match.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(2))}
     return stats
+
+
+if __name__ == "__main__":
+    # `make lint` resolves hangup.ssh from this checkout through the same link
+    print(collection_root())
