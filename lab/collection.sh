@@ -14,6 +14,11 @@ leaked=$(tar -tzf "$tarball" | grep -E '^(\.venv|\.lab|lab|bench|requirements|\.
 ansible-galaxy collection install --offline --force -p "$work/installed" "$tarball" >/dev/null
 export ANSIBLE_COLLECTIONS_PATH=$work/installed
 ansible-galaxy collection list hangup.ssh -p "$work/installed" 2>/dev/null | grep hangup.ssh
-echo "collection: ansible-doc -l hangup.ssh against the installed copy:"
-ansible-doc -l hangup.ssh
-ansible-doc -t role -l hangup.ssh
+echo "collection: ansible-doc against the installed copy:"
+for type in module filter role; do
+    echo "  $type:"
+    ansible-doc -t "$type" -l hangup.ssh | sed 's/^/    /'
+done
+# every documented plugin renders its page, not just its line in the list
+ansible-doc -t filter hangup.ssh.keepalive_timing >/dev/null
+ansible-doc -t role hangup.ssh.keepalive >/dev/null
