@@ -6,7 +6,8 @@
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 python_version=${CONTROLLER_PYTHON_VERSION:-3.13}
-root=${HANGUP_SANITY_ROOT:-$HOME/.cache/hangup-ssh/sanity}
+# one copy per checkout, so two clones on a machine do not clobber each other
+root=${HANGUP_SANITY_ROOT:-$HOME/.cache/hangup-ssh/sanity-$(printf %s "$top" | sha256sum | cut -c1-10)}
 dest=$root/ansible_collections/hangup/ssh
 
 mkdir -p "$dest"

@@ -6,6 +6,7 @@ repository, so a test exercises the working tree, not an installed copy.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -28,7 +29,9 @@ def role_play(role):
 
 
 def collection_root():
-    root = os.path.join(tempfile.gettempdir(), f"hangup-ssh-it-{os.getuid()}")
+    # one link per checkout: two clones on one machine must not re-point each other's
+    tag = hashlib.sha256(REPO.encode()).hexdigest()[:10]
+    root = os.path.join(tempfile.gettempdir(), f"hangup-ssh-{os.getuid()}-{tag}")
     link = os.path.join(root, "ansible_collections", "hangup", "ssh")
     os.makedirs(os.path.dirname(link), exist_ok=True)
     if os.path.realpath(link) != REPO:
