@@ -51,11 +51,6 @@ def start_lab():
     return lab
 
 
-def version(host):
-    out = host.sh("ssh -V 2>&1").stdout
-    return out.split("_", 1)[1].split("p", 1)[0].split(",", 1)[0]
-
-
 def measure(lab, knob):
     rc, out, _stats = run_playbook(list(IMAGES), ROLE_PLAY, {
         "keepalive_server_dead_peer_timeout": knob, "keepalive_client_dead_peer_timeout": knob})
@@ -87,7 +82,7 @@ def measure(lab, knob):
     results = {}
     for s in plan:
         got = by_server.get(s.id) if s.label != "client" else by_client.get(s.id)
-        results.setdefault((version(s.server), s.label), []).append(got)
+        results.setdefault(("%d.%d" % s.server.openssh_version(), s.label), []).append(got)
     return results
 
 

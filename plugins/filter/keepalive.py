@@ -21,10 +21,8 @@ from ansible_collections.hangup.ssh.plugins.module_utils._openssh import (
 def keepalive_timing(dead_peer_timeout, version=None, side="server"):
     if side not in ("server", "client"):
         raise AnsibleFilterError("keepalive_timing: side must be 'server' or 'client', not %r" % (side,))
-    if isinstance(version, str):
-        version = parse_version(version)
     try:
-        return derive_timing(int(dead_peer_timeout), version, side)
+        return derive_timing(int(dead_peer_timeout), _version(version), side)
     except (TypeError, ValueError) as exc:
         raise AnsibleFilterError("keepalive_timing: %s" % exc)
 
@@ -44,31 +42,28 @@ def _version(version):
     return parse_version(version) if isinstance(version, str) else version
 
 
-def _options(options, allowed, name):
+def _settings(name, derive, allowed, options, version):
+    """Check the options against `allowed`, then call `derive` with AnsibleFilterError on bad input."""
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise AnsibleFilterError("%s: unknown options %s" % (name, ", ".join(unknown)))
-    return dict((k, v) for k, v in options.items() if v is not None)
+    opts = dict((k, v) for k, v in options.items() if v is not None)
+    try:
+        return derive(_version(version), int(opts.pop("dead_peer_timeout")), **opts)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise AnsibleFilterError("%s: %s" % (name, exc))
 
 
 def keepalive_sshd_settings(options, version):
-    allowed = ("dead_peer_timeout", "client_alive_interval", "client_alive_count_max", "tcp_keepalive",
-               "unused_connection_timeout", "idle_logout")
-    opts = _options(options, allowed, "keepalive_sshd_settings")
-    try:
-        return sshd_settings(_version(version), int(opts.pop("dead_peer_timeout")), **opts)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise AnsibleFilterError("keepalive_sshd_settings: %s" % exc)
+    return _settings("keepalive_sshd_settings", sshd_settings,
+                     ("dead_peer_timeout", "client_alive_interval", "client_alive_count_max", "tcp_keepalive",
+                      "unused_connection_timeout", "idle_logout"), options, version)
 
 
 def keepalive_ssh_settings(options, version):
-    allowed = ("dead_peer_timeout", "server_alive_interval", "server_alive_count_max", "connect_timeout",
-               "tcp_keepalive", "host_overrides")
-    opts = _options(options, allowed, "keepalive_ssh_settings")
-    try:
-        return ssh_settings(_version(version), int(opts.pop("dead_peer_timeout")), **opts)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise AnsibleFilterError("keepalive_ssh_settings: %s" % exc)
+    return _settings("keepalive_ssh_settings", ssh_settings,
+                     ("dead_peer_timeout", "server_alive_interval", "server_alive_count_max", "connect_timeout",
+                      "tcp_keepalive", "host_overrides"), options, version)
 
 
 def openssh_mismatches(text, wanted, grep_output="", ours=None):

@@ -142,6 +142,12 @@ class Host:
     def alive(self, pid):
         return self.sh(f"kill -0 {int(pid)}", check=False).returncode == 0
 
+    def openssh_version(self):
+        """(major, minor) of the container's ssh client, the same package as its sshd."""
+        text = self.sh("ssh -V 2>&1").stdout
+        major, minor = text.split("OpenSSH_", 1)[1].split("p", 1)[0].split(",", 1)[0].split(".")[:2]
+        return int(major), int(minor)
+
     def connections(self):
         return parse_ss(self.sh("ss -Htnp state established").stdout)
 
@@ -264,33 +270,34 @@ class Lab:
         for rule in rules:
             subprocess.run(["nsenter", "-t", str(pid), "-n", "iptables", "-I", *rule], check=True)
             self._cuts.append((sess.server, rule))
-        self._mark(sess, "cut")
+        self.mark(sess, "cut")
 
     def freeze_server(self, sess):
         """SIGSTOP the server's processes of this session; the kernel still ACKs."""
         sess.server.sh("kill -STOP " + " ".join(map(str, sess.server_pids)))
         self._frozen.append((sess.server, sess.server_pids))
-        self._mark(sess, "server-frozen")
+        self.mark(sess, "server-frozen")
 
     def freeze_client(self, sess):
         sess.client.sh(f"kill -STOP {sess.client_pid}")
         self._frozen.append((sess.client, [sess.client_pid]))
-        self._mark(sess, "client-frozen")
+        self.mark(sess, "client-frozen")
 
     def pause(self, name, sessions=()):
         podman("pause", name)
         self._paused.add(name)
         for sess in sessions:
-            self._mark(sess, "paused")
+            self.mark(sess, "paused")
 
     def disconnect(self, name, sessions=(), network="podman"):
         podman("network", "disconnect", network, name)
         self._disconnected[name] = network
         for sess in sessions:
-            self._mark(sess, "disconnected")
+            self.mark(sess, "disconnected")
 
     @staticmethod
-    def _mark(sess, what):
+    def mark(sess, what):
+        """Record that `what` happened to the session now (faults call this themselves)."""
         sess.fault_at, sess.fault = time.time(), what
 
     def watch_server(self, sessions):

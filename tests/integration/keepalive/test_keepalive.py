@@ -175,7 +175,7 @@ def test_without_include_the_settings_go_in_a_block_at_the_top_of_the_main_files
         for f in mains:
             text = h.sh(f"cat {f}").stdout
             assert text.startswith("# BEGIN hangup.ssh.keepalive\n"), text[:300]
-        want = derive_timing(KNOB, parse_version(h.sh("ssh -V 2>&1").stdout), "server")
+        want = derive_timing(KNOB, h.openssh_version(), "server")
         eff = parse_dump(h.sh("sshd -T").stdout)
         assert eff["clientaliveinterval"] == str(want["interval"])
         assert h.sh(f"ls {DROPIN} 2>/dev/null; true").stdout == ""
@@ -257,7 +257,7 @@ def measured(lab):
         elif "cut" in s.planned:
             lab.cut(s)
         else:
-            lab._mark(s, "none")
+            lab.mark(s, "none")
     try:
         server_side = [s for s in plan if s.planned.startswith("server-")]
         client_side = [s for s in plan if s.planned.startswith("client-")]
@@ -275,7 +275,7 @@ def measured(lab):
                 "ended_after": dropped.get(s.id, left.get(s.id)),
                 "still_up": (s.id in control_up) if s in control
                 else (s.id in healthy_client and s.id in healthy_server) if s in healthy else None,
-                "openssh": "%d.%d" % version_of(lab.host(s.server.name)),
+                "openssh": "%d.%d" % s.server.openssh_version(),
             }
         print(f"\ndead-peer time {KNOB} s; window {0.8 * KNOB:.0f}-{1.2 * KNOB:.0f} s")
         print(f"{'case':48} {'OpenSSH':7} {'ended after':>11} {'still up':>9}")
@@ -284,10 +284,6 @@ def measured(lab):
         return rows
     finally:
         lab.heal()
-
-
-def version_of(h):
-    return parse_version(h.sh("ssh -V 2>&1").stdout)
 
 
 def test_dead_peers_are_dropped_within_20_percent_of_the_knob(measured):
