@@ -21,7 +21,8 @@ find_python() {
     local p root
     # pyenv shims answer for versions that are not selected: use real binaries only.
     p=$(command -v "python$python_version" 2>/dev/null || true)
-    if [ -n "$p" ] && [[ $p != */shims/* ]] && "$p" -c '' 2>/dev/null; then echo "$p"; return; fi
+    # nor the venv being rebuilt, which make puts first on PATH
+    if [ -n "$p" ] && [[ $p != */shims/* ]] && [[ $p != "$venv"/* ]] && "$p" -c '' 2>/dev/null; then echo "$p"; return; fi
     root=$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")
     for p in "$root"/versions/"$python_version".*/bin/python"$python_version"; do
         [ -x "$p" ] && "$p" -c '' 2>/dev/null && { echo "$p"; return; }
@@ -32,6 +33,12 @@ find_python() {
 stamp_now() {
     cat "$top/requirements/dev.txt" "$top/requirements/constraints.txt" "${BASH_SOURCE[0]}" | sha256sum | cut -c1-16
 }
+
+# ansible.cfg finds hangup.ssh (this checkout) through this link, so that
+# `ansible all -m hung_sessions` works from the repository root
+link="$top/.lab/collections/ansible_collections/hangup/ssh"
+mkdir -p "$(dirname "$link")"
+[ "$(readlink "$link" 2>/dev/null)" = ../../../.. ] || ln -sfn ../../../.. "$link"
 
 stamp="$venv/.hangup-stamp"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$(stamp_now)" ] && [ -x "$venv/bin/ansible" ]; then

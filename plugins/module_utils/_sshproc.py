@@ -22,6 +22,8 @@ _TITLE = re.compile(
     r"^(?P<prog>sshd|sshd-session|sshd-auth):\s+(?P<rest>.*?)\s*$"
 )
 _USER_TTY = re.compile(r"^(?P<user>[^\s@]+)@(?P<ttys>\S+)$")
+# a session with no channel open yet, or only forwardings (`ssh -N`)
+_USER_ONLY = re.compile(r"^(?P<user>[^\s@\[]+)$")
 _USER_TAG = re.compile(r"^(?P<user>[^\s@\[]+)\s+\[(?P<tag>[a-z]+)\]$")
 _LISTENER = re.compile(r"\[listener\]|^/\S*sshd(\s|$)")
 
@@ -54,6 +56,9 @@ def classify_title(cmdline):
         ttys = user_tty.group("ttys")
         return {"role": "user", "user": user_tty.group("user"),
                 "ttys": [] if ttys == "notty" else ttys.split(",")}
+    bare = _USER_ONLY.match(rest)
+    if bare:
+        return {"role": "user", "user": bare.group("user"), "ttys": []}
     tagged = _USER_TAG.match(rest)
     if tagged:
         role = "monitor" if tagged.group("tag") == "priv" else "preauth"
@@ -123,6 +128,8 @@ def parse_proc_net_tcp(text):
             "timer_jiffies": int(expires, 16),
             "retransmits": int(fields[6], 16),
             "uid": int(fields[7]),
+            # zero-window or keepalive probes sent and not answered
+            "probes": int(fields[8]),
         }
     return sockets
 
@@ -182,41 +189,44 @@ def group_sessions(processes, sockets):
 
     processes: {pid: read_process() dict, with 'title' = classify_title() added}
     sockets: {inode: parse_proc_net_tcp() row}
-    Each connection is rooted at a direct child of an sshd listener: the
+    Each connection is rooted at the topmost sshd session process: the
     privileged monitor, or (root logins before 9.8, and pre-auth) the only
-    process. Returns one dict per connection, sorted by root pid.
+    process. Its parent is the listener, or init once sshd was restarted.
+    Returns one dict per connection, sorted by root pid.
     """
     kids = _children(processes)
-    listeners = sorted(p for p, proc in processes.items() if proc["title"]["role"] == "listener")
+    session_roles = ("monitor", "user", "preauth")
+
+    def is_session(pid):
+        return pid in processes and processes[pid]["title"]["role"] in session_roles
+
     sessions = []
-    for listener in listeners:
-        for root in sorted(kids.get(listener, ())):
-            root_proc = processes[root]
-            if root_proc["title"]["role"] not in ("monitor", "user", "preauth"):
-                continue
-            tree = _descendants(kids, root)
-            sshd_pids = [root] + [p for p in tree if processes[p]["title"]["role"] in ("user", "monitor", "preauth")]
-            user_procs = [processes[p] for p in sshd_pids if processes[p]["title"]["role"] == "user"]
-            titled = user_procs[0] if user_procs else root_proc
-            conn = None
-            for pid in sshd_pids:
-                for inode in processes[pid]["sockets"]:
-                    row = sockets.get(inode)
-                    if row and row["state"] != "LISTEN":
-                        conn = dict(row, inode=inode)
-                        break
-                if conn:
+    for root in sorted(p for p in processes if is_session(p) and not is_session(processes[p]["ppid"])):
+        root_proc = processes[root]
+        parent = processes.get(root_proc["ppid"])
+        tree = _descendants(kids, root)
+        sshd_pids = [root] + [p for p in tree if is_session(p)]
+        user_procs = [processes[p] for p in sshd_pids if processes[p]["title"]["role"] == "user"]
+        titled = user_procs[0] if user_procs else root_proc
+        conn = None
+        for pid in sshd_pids:
+            for inode in processes[pid]["sockets"]:
+                row = sockets.get(inode)
+                if row and row["state"] != "LISTEN":
+                    conn = dict(row, inode=inode)
                     break
-            sessions.append({
-                "listener_pid": listener,
-                "monitor_pid": root,
-                "user_pid": user_procs[0]["pid"] if user_procs else None,
-                "sshd_pids": sshd_pids,
-                "command_pids": [p for p in tree if p not in sshd_pids],
-                "user": titled["title"]["user"],
-                "ttys": titled["title"]["ttys"],
-                "authenticated": root_proc["title"]["role"] != "preauth",
-                "starttime": root_proc["starttime"],
-                "socket": conn,
-            })
+            if conn:
+                break
+        sessions.append({
+            "listener_pid": parent["pid"] if parent and parent["title"]["role"] == "listener" else None,
+            "monitor_pid": root,
+            "user_pid": user_procs[0]["pid"] if user_procs else None,
+            "sshd_pids": sshd_pids,
+            "command_pids": [p for p in tree if p not in sshd_pids],
+            "user": titled["title"]["user"],
+            "ttys": titled["title"]["ttys"],
+            "authenticated": root_proc["title"]["role"] != "preauth",
+            "starttime": root_proc["starttime"],
+            "socket": conn,
+        })
     return sessions

@@ -30,10 +30,14 @@ BASE_SSH_OPTIONS = (
     "-o", "UserKnownHostsFile=/dev/null",
     "-o", "ConnectTimeout=10",
 )
-SESSION_KINDS = ("pty", "notty")
+# pty: login shell on a pty; notty: `ssh host cmd`; stream: `ssh host cmd` fed on stdin;
+# forward: `ssh -N` (tunnels come as options); sftp: an sftp client waiting for commands
+SESSION_KINDS = ("pty", "notty", "stream", "forward", "sftp")
 
 _SS_USER = re.compile(r'\("([^"]+)",pid=(\d+),fd=\d+\)')
 _ids = itertools.count(1)
+# an authenticated session's sshd process: "sshd: alice@pts/0", "sshd-session: bob", not "[priv]"
+_SESSION_TITLE = re.compile(r"^sshd(-session)?: [^\s\[]+$")
 
 
 # ---------------------------------------------------------------- pure helpers
@@ -76,35 +80,45 @@ def parse_end(text):
 
 
 def ssh_argv(kind, target, options=(), command="sleep 86400", port=22):
-    """argv of a client session of `kind` ('pty' is a login shell on a pty)."""
+    """argv of a client session of `kind` (see SESSION_KINDS)."""
     if kind not in SESSION_KINDS:
         raise ValueError(f"kind must be one of {SESSION_KINDS}, not {kind!r}")
+    if kind == "sftp":
+        return ["sftp", *BASE_SSH_OPTIONS, *options, *(["-P", str(port)] if port != 22 else []), target]
     argv = ["ssh", *BASE_SSH_OPTIONS, *options]
     if port != 22:
         argv += ["-p", str(port)]
     if kind == "pty":
         return [*argv, "-tt", target]
+    if kind == "forward":
+        return [*argv, "-N", "-n", target]
+    if kind == "stream":
+        return [*argv, "-T", target, command]
     return [*argv, "-T", "-n", target, command]
 
 
-def session_script(sid, argv, state_dir=STATE_DIR):
+def session_script(sid, argv, state_dir=STATE_DIR, feed=None):
     """Shell script that runs one session and records its pid, output and end.
 
-    A pty session reads from a FIFO the script holds open and never writes to,
-    so the remote login shell waits for input like an idle user.
+    With `feed` (a shell command), its output is the session's input. Otherwise
+    a pty or sftp session reads from a FIFO the script holds open and never
+    writes to, so the remote side waits for input like an idle user.
     """
     base = f"{state_dir}/{sid}"
     cmd = shlex.join(argv)
-    if "-tt" in argv:
+    end = f"wait $!; echo \"$? $(date +%s.%N)\" >{base}.end"
+    if feed:
+        return (f"mkdir -p {state_dir}; rm -f {base}.*; "
+                f"{{ {feed}; }} | {cmd} >{base}.out 2>{base}.err & echo $! >{base}.pid; {end}")
+    if "-tt" in argv or argv[0] == "sftp":
         return (
             f"mkdir -p {state_dir}; rm -f {base}.*; mkfifo {base}.in; "
             f"{cmd} <{base}.in >{base}.out 2>{base}.err & echo $! >{base}.pid; "
-            f"exec 3>{base}.in; wait $!; echo \"$? $(date +%s.%N)\" >{base}.end"
+            f"exec 3>{base}.in; {end}"
         )
     return (
         f"mkdir -p {state_dir}; rm -f {base}.*; "
-        f"{cmd} >{base}.out 2>{base}.err & echo $! >{base}.pid; "
-        f"wait $!; echo \"$? $(date +%s.%N)\" >{base}.end"
+        f"{cmd} >{base}.out 2>{base}.err & echo $! >{base}.pid; {end}"
     )
 
 
@@ -133,6 +147,12 @@ class Host:
     def ip(self):
         nets = self.inspect()["NetworkSettings"]["Networks"]
         return next(n["IPAddress"] for n in nets.values() if n.get("IPAddress"))
+
+    @property
+    def ip6(self):
+        """The container's global IPv6 address, or None on an IPv4-only network."""
+        nets = self.inspect()["NetworkSettings"]["Networks"]
+        return next((n["GlobalIPv6Address"] for n in nets.values() if n.get("GlobalIPv6Address")), None)
 
     @property
     def pid(self):
@@ -212,13 +232,26 @@ class Lab:
              f"echo {shlex.quote(pub)} >> /root/.ssh/authorized_keys")
         self._trusted.add((client, server))
 
-    def open_session(self, client, server, kind="notty", options=(), port=22):
+    def share_key(self, server, user):
+        """Let root's lab key log in to `server` as `user` too (the user must exist)."""
+        self.host(server).sh(
+            f"home=$(getent passwd {shlex.quote(user)} | cut -d: -f6) && mkdir -p -m 700 $home/.ssh && "
+            f"cp /root/.ssh/authorized_keys $home/.ssh/ && chown -R {shlex.quote(user)}: $home/.ssh")
+
+    def open_session(self, client, server, kind="notty", options=(), port=22, user=None,
+                     command="sleep 86400", feed=None, address=None):
+        """Start a session from `client` to `server` as `user` (the lab's user by default).
+
+        A user other than root must exist on the server and accept root's key
+        (see share_key). `address` picks one of the server's addresses (an IPv6
+        one, say) instead of its first IPv4 address.
+        """
         c, s = self.host(client), self.host(server)
         self.trust(client, server)
         # unique across test processes: an old session's late files must never match
         sid = f"s{os.getpid()}x{next(_ids)}-{kind}"
-        argv = ssh_argv(kind, f"{self.user}@{s.ip}", options, port=port)
-        podman("exec", "-d", c.name, "sh", "-c", session_script(sid, argv))
+        argv = ssh_argv(kind, f"{user or self.user}@{address or s.ip}", options, command=command, port=port)
+        podman("exec", "-d", c.name, "sh", "-c", session_script(sid, argv, feed=feed))
         sess = Session(sid, kind, c, s, tuple(options), port=port)
         self.sessions.append(sess)
         return sess
@@ -242,8 +275,11 @@ class Lab:
         if r.returncode or not r.stdout.strip():
             return False
         sess.client_pid = int(r.stdout)
+        # sftp talks through an ssh child of its own
+        kids = sess.client.sh(f"pgrep -P {sess.client_pid}", check=False).stdout.split()
+        owners = {sess.client_pid, *map(int, kids)}
         port = next((c["local"][1] for c in sess.client.connections()
-                     if sess.client_pid in pids_of(c) and c["peer"][1] == sess.port), 0)
+                     if owners.intersection(pids_of(c)) and c["peer"][1] == sess.port), 0)
         if not port:
             return False
         pids = [p for c in sess.server.connections() if c["local"][1] == sess.port and c["peer"][1] == port
@@ -256,20 +292,29 @@ class Lab:
 
     def _logged_in(self, sess, pids):
         titles = sess.server.sh("ps -o args= -p " + ",".join(map(str, pids)), check=False).stdout
-        return "@" in titles
+        return any(_SESSION_TITLE.match(t) for t in titles.splitlines())
 
     # -- faults; each records when it was applied
-    def cut(self, sess):
-        """Drop this one connection's packets both ways inside the server's netns."""
-        ip = sess.client.ip
+    def cut(self, sess, side="server"):
+        """Drop this one connection's packets both ways inside the server's (or the client's) netns.
+
+        Dropped on the server's side, the server's own sends fail locally and
+        wait in its queue (zero-window-like probing); dropped on the client's
+        side, they leave and go unanswered, as on a real dead link.
+        """
+        if side not in ("server", "client"):
+            raise ValueError(f"side must be server or client, not {side!r}")
+        ip = (sess.client if side == "server" else sess.server).ip
+        near, far = (str(sess.port), str(sess.client_port)) if side == "server" else (str(sess.client_port), str(sess.port))
         rules = [
-            ["INPUT", "-p", "tcp", "-s", ip, "--sport", str(sess.client_port), "--dport", str(sess.port), "-j", "DROP"],
-            ["OUTPUT", "-p", "tcp", "-d", ip, "--dport", str(sess.client_port), "--sport", str(sess.port), "-j", "DROP"],
+            ["INPUT", "-p", "tcp", "-s", ip, "--sport", far, "--dport", near, "-j", "DROP"],
+            ["OUTPUT", "-p", "tcp", "-d", ip, "--dport", far, "--sport", near, "-j", "DROP"],
         ]
-        pid = sess.server.pid
+        host = sess.server if side == "server" else sess.client
+        pid = host.pid
         for rule in rules:
             subprocess.run(["nsenter", "-t", str(pid), "-n", "iptables", "-I", *rule], check=True)
-            self._cuts.append((sess.server, rule))
+            self._cuts.append((host, rule))
         self.mark(sess, "cut")
 
     def freeze_server(self, sess):

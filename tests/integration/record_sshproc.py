@@ -1,8 +1,10 @@
-"""Record the process and TCP tables of real SSH sessions for tests/unit/test_sshproc.py.
+"""Record what /proc and the kernel show of real SSH sessions, for the unit tests.
 
-Starts one container per OpenSSH version plus a client, opens a root pty session,
-a root `ssh host cmd`, an sftp session and a pty session of svc.backup-01 into
-each, and writes what /proc shows of them to tests/unit/fixtures/sshproc/VERSION.json.
+Starts one container per OpenSSH version plus a client on a dual-stack network,
+opens the sessions listed in SESSIONS below into each server, hangs or orphans
+some, and writes the server's process table, TCP tables, a raw NETLINK_SOCK_DIAG
+reply and tty input times to tests/unit/fixtures/sshproc/VERSION.json, with
+which kit session is which.
 
     .venv/bin/python tests/integration/record_sshproc.py     (as root, after make setup)
 """
@@ -18,10 +20,14 @@ from hangkit import Lab, podman  # noqa: E402
 
 SERVERS = {"hk-rec-d11": "d11", "hk-rec-d12": "d12", "hk-rec-d13": "d13"}
 CLIENT = "hk-rec-client"
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "unit", "fixtures", "sshproc")
+NETWORK = ("hk-rec-net", "fd00:4b::/64", "10.89.77.0/24")
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "..", "unit", "fixtures", "sshproc")
+SOCKDIAG = os.path.join(HERE, "..", "..", "plugins", "module_utils", "_sockdiag.py")
 # Everything a unit test needs to rebuild a /proc-like tree of the server.
+# Only the SSH_* variables of each environment are kept.
 DUMP = r"""
-import json, os
+import glob, json, os, socket, time
 procs = {}
 for pid in filter(str.isdigit, os.listdir("/proc")):
     base = "/proc/" + pid
@@ -29,6 +35,9 @@ for pid in filter(str.isdigit, os.listdir("/proc")):
         stat = open(base + "/stat").read()
         cmd = open(base + "/cmdline", "rb").read().decode(errors="replace")
         uid = [l.split()[1] for l in open(base + "/status") if l.startswith("Uid:")][0]
+        sessionid = open(base + "/sessionid").read().strip()
+        env = [e.decode(errors="replace") for e in open(base + "/environ", "rb").read().split(b"\0")
+               if e.startswith(b"SSH_CONNECTION=") or e.startswith(b"SSH_CLIENT=")]
         fds = []
         for fd in os.listdir(base + "/fd"):
             try:
@@ -37,39 +46,82 @@ for pid in filter(str.isdigit, os.listdir("/proc")):
                 pass
     except OSError:
         continue
-    procs[pid] = {"stat": stat, "cmdline": cmd, "uid": uid, "fd": sorted(f for f in fds if f.startswith("socket:"))}
-print(json.dumps({"procs": procs, "tcp": open("/proc/net/tcp").read(), "tcp6": open("/proc/net/tcp6").read()}))
+    procs[pid] = {"stat": stat, "cmdline": cmd, "uid": uid, "sessionid": sessionid, "environ": env,
+                  "fd": sorted(f for f in fds if f.startswith("socket:"))}
+chunks = []
+sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG)
+for seq, family in enumerate((socket.AF_INET, socket.AF_INET6), 1):
+    sock.sendto(build_request(family, sum(1 << n for n in (1, 3, 4, 5, 7, 8, 9, 11)), seq), (0, 0))
+    done = False
+    while not done:
+        data = sock.recv(65536)
+        chunks.append(data.hex())
+        done = parse_reply(data)[1]
+ttys = {p[len("/dev/"):]: os.stat(p).st_atime for p in glob.glob("/dev/pts/[0-9]*")}
+btime = [int(l.split()[1]) for l in open("/proc/stat") if l.startswith("btime ")][0]
+print(json.dumps({"procs": procs, "tcp": open("/proc/net/tcp").read(), "tcp6": open("/proc/net/tcp6").read(),
+                  "sockdiag": chunks, "ttys": ttys, "now": time.time(), "btime": btime,
+                  "clk_tck": os.sysconf("SC_CLK_TCK")}))
 """
 
 
+def open_sessions(lab, server, n):
+    """The recorded sessions of one server, by label."""
+    s, c = lab.host(server), lab.host(CLIENT)
+    for user in ("alice", "svc.backup-01"):
+        s.sh(f"id {user} >/dev/null 2>&1 || useradd -m -s /bin/sh {user}")
+        lab.trust(CLIENT, server)
+        lab.share_key(server, user)
+    lab.trust(server, CLIENT)
+    sessions = {
+        "root-pty": lab.open_session(CLIENT, server, "pty"),
+        "root-command": lab.open_session(CLIENT, server, "notty"),
+        "alice-sftp": lab.open_session(CLIENT, server, "sftp", user="alice"),
+        "svc-pty-ipv6": lab.open_session(CLIENT, server, "pty", user="svc.backup-01", address=s.ip6),
+        "root-forward-ipv6": lab.open_session(CLIENT, server, "forward", address=s.ip6,
+                                              options=("-L", f"127.0.0.1:{24100 + n}:127.0.0.1:22")),
+        "alice-mux": lab.open_session(CLIENT, server, "pty", user="alice",
+                                      options=("-o", "ControlMaster=yes", "-o", f"ControlPath=/tmp/mux-{server}")),
+        "alice-cut": lab.open_session(CLIENT, server, "notty", user="alice",
+                                      command="while :; do date; head -c 2000 /dev/zero; sleep 0.2; done"),
+        "svc-lost": lab.open_session(CLIENT, server, "notty", user="svc.backup-01"),
+        "outbound": lab.open_session(server, CLIENT, "notty", options=("-o", "ServerAliveInterval=5")),
+    }
+    return sessions
+
+
 def main():
+    net, subnet6, subnet4 = NETWORK
     names = {**{n: f"localhost/hangup-lab:{v}" for n, v in SERVERS.items()}, CLIENT: "localhost/hangup-lab:d12"}
-    for name, image in names.items():
+    for name in names:
         podman("rm", "-f", name, check=False)
-        podman("run", "-d", "--name", name, "--hostname", name, image)
+    podman("network", "rm", "-f", net, check=False)
+    podman("network", "create", "--ipv6", "--subnet", subnet6, "--subnet", subnet4, net)
+    for name, image in names.items():
+        # root reads the fds of non-root sshd processes only with CAP_SYS_PTRACE
+        podman("run", "-d", "--name", name, "--hostname", name, "--network", net, "--cap-add", "SYS_PTRACE", image)
     time.sleep(3)
     lab = Lab(list(names))
+    with open(SOCKDIAG) as f:
+        dump = f.read() + DUMP
     try:
-        sessions = []
-        for server in SERVERS:
-            s = lab.host(server)
-            s.sh("id svc.backup-01 >/dev/null 2>&1 || useradd -m svc.backup-01; "
-                 "mkdir -p -m 700 ~svc.backup-01/.ssh; cp /root/.ssh/authorized_keys ~svc.backup-01/.ssh/ 2>/dev/null; true")
-            sessions += [lab.open_session(CLIENT, server, "pty"), lab.open_session(CLIENT, server, "notty")]
-        lab.wait_established(sessions)
-        for server in SERVERS:
-            s, c = lab.host(server), lab.host(CLIENT)
-            s.sh("cp /root/.ssh/authorized_keys ~svc.backup-01/.ssh/ && chown -R svc.backup-01 ~svc.backup-01/.ssh")
-            opts = "-o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
-            podman("exec", "-d", CLIENT, "sh", "-c", f"sleep 600 | sftp {opts} root@{s.ip} >/dev/null 2>&1")
+        sessions = {server: open_sessions(lab, server, n) for n, server in enumerate(SERVERS)}
+        lab.wait_established([x for per in sessions.values() for x in per.values()], timeout=40)
+        for server, per in sessions.items():
+            # a second pty over alice's connection: her sshd child then serves pts/N,pts/M
             podman("exec", "-d", CLIENT, "sh", "-c",
-                   f"mkfifo /tmp/svc-{server}; ssh -tt {opts} svc.backup-01@{s.ip} < /tmp/svc-{server} >/dev/null 2>&1 & "
-                   f"exec 3>/tmp/svc-{server}; wait")
-        time.sleep(4)
+                   f"sleep 86400 | ssh -tt -o ControlPath=/tmp/mux-{server} alice@{lab.host(server).ip} >/dev/null 2>&1")
+            lab.cut(per["alice-cut"], side="client")
+            # svc.backup-01's sshd dies without a word: its `sleep` is left over
+            lab.host(server).sh("kill -KILL " + " ".join(map(str, per["svc-lost"].server_pids)))
+        time.sleep(8)
         os.makedirs(OUT, exist_ok=True)
-        for server, variant in SERVERS.items():
-            text = podman("exec", "-i", server, "python3", "-", input=DUMP).stdout
-            data = json.loads(text)
+        for server, per in sessions.items():
+            data = json.loads(podman("exec", "-i", server, "python3", "-", input=dump).stdout)
+            data["sessions"] = {label: {"client_port": x.client_port, "client_pid": x.client_pid,
+                                        "client": x.client.name, "server_pids": x.server_pids}
+                                for label, x in per.items()}
+            data["client_ip"], data["client_ip6"] = lab.host(CLIENT).ip, lab.host(CLIENT).ip6
             version = lab.host(server).sh("ssh -V 2>&1").stdout.split("_", 1)[1].split("p", 1)[0]
             with open(os.path.join(OUT, f"{version}.json"), "w") as f:
                 json.dump(data, f, indent=1, sort_keys=True)
@@ -78,6 +130,7 @@ def main():
         lab.heal()
         for name in names:
             podman("rm", "-f", name, check=False)
+        podman("network", "rm", "-f", net, check=False)
 
 
 if __name__ == "__main__":

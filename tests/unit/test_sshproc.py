@@ -1,9 +1,9 @@
 """module_utils._sshproc: sshd process titles, /proc stat and TCP tables."""
 
-import json
 import os
 
 import pytest
+import recorded
 
 from ansible_collections.hangup.ssh.plugins.module_utils import _sshproc
 
@@ -19,6 +19,9 @@ TITLES = [
     ("sshd: svc.backup-01 [priv]", "monitor", "svc.backup-01", []),
     ("sshd: alice@pts/0,pts/1", "user", "alice", ["pts/0", "pts/1"]),
     ("sshd: alice [net]", "preauth", "alice", []),
+    ("sshd: root", "user", "root", []),  # ssh -N: no channel, no tty
+    ("sshd-session: alice", "user", "alice", []),
+    ("sshd: [accepted]", "preauth", None, []),
     ("sshd: unknown [preauth]", "preauth", "unknown", []),
     ("sshd: 10.0.0.9 port 40112 [preauth]", "preauth", None, []),
     # OpenSSH 9.8+ / 10.0
@@ -145,55 +148,21 @@ def test_group_sessions_both_title_schemes_and_root_single_process():
     assert pre["authenticated"] is False and pre["user"] is None
 
 
-# Recorded by tests/integration/record_sshproc.py in the lab: per OpenSSH version, a root
-# pty session, a root `ssh host cmd`, a root sftp session and a pty session of svc.backup-01.
-RECORDED = os.path.join(os.path.dirname(__file__), "fixtures", "sshproc")
-EXPECTED = {
-    # root pid: (user, ttys, user child pid, commands)
-    "8.4": {40: ("root", ["pts/0"], 40, ["-bash"]), 46: ("root", [], 46, ["sleep 86400"]),
-            87: ("root", [], 87, ["/usr/lib/openssh/sftp-server"]), 94: ("svc.backup-01", ["pts/1"], 100, ["-sh"])},
-    "9.2": {40: ("root", ["pts/0"], 40, ["-bash"]), 42: ("root", [], 42, ["sleep 86400"]),
-            89: ("root", [], 89, ["/usr/lib/openssh/sftp-server"]), 91: ("svc.backup-01", ["pts/1"], 102, ["-sh"])},
-    "10.0": {38: ("root", ["pts/0"], 47, ["-bash"]), 40: ("root", [], 56, ["sleep 86400"]),
-             90: ("root", [], 99, ["/usr/lib/openssh/sftp-server"]), 93: ("svc.backup-01", ["pts/1"], 106, ["-sh"])},
-}
-
-
-def _proc_tree(tmp_path, recorded):
-    for pid, p in recorded["procs"].items():
-        base = tmp_path / pid
-        (base / "fd").mkdir(parents=True)
-        (base / "stat").write_text(p["stat"])
-        (base / "cmdline").write_bytes(p["cmdline"].encode())
-        (base / "status").write_text("Uid:\t%s\t%s\t%s\t%s\n" % ((p["uid"],) * 4))
-        for n, link in enumerate(p["fd"]):
-            os.symlink(link, base / "fd" / str(n))
-    return str(tmp_path)
-
-
-@pytest.mark.parametrize("version", sorted(EXPECTED))
+@pytest.mark.parametrize("version", recorded.VERSIONS)
 def test_recorded_tables_group_into_sessions(tmp_path, version):
-    with open(os.path.join(RECORDED, version + ".json")) as f:
-        recorded = json.load(f)
-    root = _proc_tree(tmp_path, recorded)
+    data = recorded.load(version)
+    root, _dev = recorded.build_tree(tmp_path, data)
     procs = {}
-    for pid in recorded["procs"]:
+    for pid in data["procs"]:
         proc = _sshproc.read_process(root, int(pid))
         proc["title"] = _sshproc.classify_title(proc["cmdline"])
         procs[proc["pid"]] = proc
-    sockets = _sshproc.parse_proc_net_tcp(recorded["tcp"])
-    sockets.update(_sshproc.parse_proc_net_tcp(recorded["tcp6"]))
-    sessions = {s["monitor_pid"]: s for s in _sshproc.group_sessions(procs, sockets)}
-    assert set(sessions) == set(EXPECTED[version])
-    for pid, (user, ttys, user_pid, commands) in EXPECTED[version].items():
-        s = sessions[pid]
-        assert (s["user"], s["ttys"], s["user_pid"]) == (user, ttys, user_pid)
-        assert [procs[p]["cmdline"] for p in s["command_pids"]] == commands
-        if user == "root":
-            # the client container's address; ports differ per session
-            assert s["socket"]["state"] == "ESTABLISHED" and s["socket"]["local"][1] == 22
-            assert s["socket"]["peer"][0].startswith("10.88.")
-        else:
-            # a non-root session's sshd processes are not dumpable: without CAP_SYS_PTRACE
-            # (podman's default) even root cannot read their fds, so no socket is found
-            assert s["socket"] is None
+    sessions = _sshproc.group_sessions(procs, recorded.sockets_from_proc(data))
+    by_port = {s["socket"]["peer"][1]: s for s in sessions if s["socket"]}
+    inbound = {k: v for k, v in data["sessions"].items() if k not in ("outbound", "svc-lost")}
+    # the listener's TCP-less children aside, one connection per inbound session, found by its socket
+    assert len(sessions) == len(inbound)
+    for label, kit in inbound.items():
+        sess = by_port[kit["client_port"]]
+        assert set(kit["server_pids"]) <= set(sess["sshd_pids"]), label
+        assert sess["authenticated"] and sess["listener_pid"] == 15

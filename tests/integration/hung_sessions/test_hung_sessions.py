@@ -1,0 +1,239 @@
+"""hangup.ssh.hung_sessions against real sessions, real cuts and real freezes.
+
+Per server (OpenSSH 8.4, 9.2, 10.0), hk-hs-client opens: an active pty session
+(input every second, output back), an idle pty session of svc.backup-01,
+`ssh host cmd`, sftp as alice, `ssh -N -L`, a session of alice streaming output
+that is then cut from the network, and a pty session of alice whose client is
+then frozen; the server itself streams into an ssh to hk-hs-third, which is then
+paused. Ansible reaches the servers over SSH as ops with become and
+ControlPersist, from the controller, and runs the module the way users do.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+
+import pytest
+
+from adhoc import AdHoc
+
+SERVERS = ("hk-hs-d11", "hk-hs-d12", "hk-hs-d13")
+CLIENT, THIRD = "hk-hs-client", "hk-hs-third"
+# sshd probes every 2 s (prepare.yml): a live client is never silent for 10 s
+LIMITS = "unresponsive_timeout=10 unacked_timeout=8 max_backoff=3 grace=3"
+HEALTHY = ("active", "idle", "command", "sftp", "forward")
+# not hung unless asked for with hung_when
+ORPHANED = ("lost",)
+HUNG = {"cut": "dead_transport", "frozen": "unresponsive_peer", "outbound": "unresponsive_peer"}
+
+
+@pytest.fixture(scope="module")
+def world(lab):
+    """Every session of the docstring, established, then the faults applied."""
+    tmp = tempfile.mkdtemp(prefix="hk-hs-")
+    ansible = AdHoc(tmp, {name: lab.host(name).ip for name in SERVERS}, user="ops", become=True)
+    for name in SERVERS:
+        ansible.authorize(lab.host(name))
+    # the controller's SSH connections open (and persist) before anything hangs
+    for host, result in ansible.run("ansible.builtin.ping").items():
+        assert result.get("ping") == "pong", (host, result)
+    sessions = {}
+    for n, server in enumerate(SERVERS):
+        for user in ("alice", "svc.backup-01"):
+            lab.trust(CLIENT, server)
+            lab.share_key(server, user)
+        lab.trust(server, THIRD)
+        sessions[server] = {
+            "active": lab.open_session(CLIENT, server, "pty", feed="while :; do echo date; sleep 1; done"),
+            "idle": lab.open_session(CLIENT, server, "pty", user="svc.backup-01"),
+            "command": lab.open_session(CLIENT, server, "notty"),
+            "sftp": lab.open_session(CLIENT, server, "sftp", user="alice"),
+            "forward": lab.open_session(CLIENT, server, "forward", options=("-L", f"127.0.0.1:{24000 + n}:127.0.0.1:22")),
+            "cut": lab.open_session(CLIENT, server, "notty", user="alice",
+                                    command="while :; do date; head -c 2000 /dev/zero; sleep 0.2; done"),
+            "frozen": lab.open_session(CLIENT, server, "pty", user="alice"),
+            # its sshd is killed below: the `sleep` is left behind, orphaned
+            "lost": lab.open_session(CLIENT, server, "notty", user="svc.backup-01"),
+            # data keeps coming until the paused host's window closes; the client asks every 2 s
+            "outbound": lab.open_session(server, THIRD, "stream", command="cat >/dev/null",
+                                         options=("-o", "ServerAliveInterval=2", "-o", "ServerAliveCountMax=1000"),
+                                         feed="while :; do head -c 65536 /dev/zero; sleep 0.1; done"),
+        }
+    lab.wait_established([s for per in sessions.values() for s in per.values()], timeout=40)
+    time.sleep(2)  # data flowing in the streaming sessions
+    for server, per in sessions.items():
+        lab.host(server).sh("kill -KILL " + " ".join(map(str, per["lost"].server_pids)))
+        lab.cut(per["cut"], side="client")
+        lab.freeze_client(per["frozen"])
+    lab.pause(THIRD, [per["outbound"] for per in sessions.values()])
+    lab.sleep_until_after_faults([s for per in sessions.values() for s in per.values()], 14)
+    yield ansible, sessions
+    lab.heal()
+    ansible.close()
+
+
+def entry_for(result, sess, kind):
+    if kind == "lost":
+        matches = [e for e in result["sessions"] if e["kind"] == "orphaned" and e["peer_port"] == sess.client_port]
+    elif kind == "outbound":
+        matches = [e for e in result["sessions"] if e["kind"] == "outbound" and e["pid"] == sess.client_pid]
+    else:
+        matches = [e for e in result["sessions"] if e["kind"] == "inbound" and e["peer_port"] == sess.client_port
+                   and e["peer_address"] == sess.client.ip]
+    assert len(matches) == 1, (kind, sess, result["sessions"])
+    return matches[0]
+
+
+# USER_PROCESS records of /run/utmp, read raw: `who` hides records whose process is gone
+# (exactly the stale ones) and on Debian 13 asks logind instead
+UTMP_USERS = r"""
+import struct
+data = open("/run/utmp", "rb").read()
+for i in range(0, len(data) - 383, 384):
+    kind, pid = struct.unpack_from("<hxxi", data, i)
+    if kind == 7:
+        print(data[i + 8:i + 40].rstrip(b"\0").decode(), pid)
+"""
+
+
+def logged_in_ttys(host):
+    """The ttys utmp records as logged in."""
+    return {line.split()[0] for line in host.sh("python3 -", input=UTMP_USERS).stdout.splitlines()}
+
+
+EXPECTED = {
+    # kind: (user, tty is a pty, what runs in it)
+    "active": ("root", True, None),
+    "idle": ("svc.backup-01", True, None),
+    "command": ("root", False, "sleep 86400"),
+    "sftp": ("alice", False, "sftp-server"),
+    "forward": ("root", False, None),
+    "cut": ("alice", False, "while :"),
+    "frozen": ("alice", True, None),
+}
+
+
+def test_every_session_listed_and_classified(world, lab):
+    ansible, sessions = world
+    results = ansible.run("hangup.ssh.hung_sessions", LIMITS)
+    for server, per in sessions.items():
+        result = results[server]
+        assert result["changed"] is False and result["liveness_source"] == "sock_diag"
+        own = [e for e in result["sessions"] if e["self"]]
+        assert len(own) == 1 and own[0]["user"] == "ops" and not own[0]["hung"], own
+        for kind, sess in per.items():
+            entry = entry_for(result, sess, kind)
+            print(f"{server} {kind:8} {entry['user']:14} {entry['tty']!s:8} peer={entry['peer_address']}:"
+                  f"{entry['peer_port']} recv_idle={entry['recv_idle_seconds']} "
+                  f"tcp={entry['tcp']} hung={entry['hung']} why={entry['why']}")
+            if kind in ORPHANED:
+                assert entry["reasons"] == ["orphaned"] and not entry["hung"], (server, kind, entry)
+                assert entry["user"] == "svc.backup-01" and "sleep 86400" in [c["cmdline"] for c in entry["commands"]]
+                continue
+            if kind in HUNG:
+                assert entry["hung"] and HUNG[kind] in entry["reasons"], (server, kind, entry)
+            else:
+                assert not entry["hung"] and entry["reasons"] == [], (server, kind, entry)
+            if kind == "outbound":
+                assert entry["peer_address"] == lab.host(THIRD).ip and entry["peer_port"] == 22
+                continue
+            user, pty, command = EXPECTED[kind]
+            assert entry["user"] == user and entry["peer_address"] == lab.host(CLIENT).ip
+            assert entry["local_port"] == 22 and entry["tcp"]["state"] == "ESTABLISHED"
+            assert entry["tty"].startswith("pts/") if pty else entry["tty"] == "notty", entry
+            assert (entry["idle_seconds"] is not None) == pty
+            if command:
+                assert any(command in c["cmdline"] for c in entry["commands"]), entry["commands"]
+        # from the client, exactly the sessions the kit opened
+        from_client = {e["peer_port"] for e in result["sessions"]
+                       if e["kind"] == "inbound" and e["peer_address"] == lab.host(CLIENT).ip}
+        # the lost session's connection is gone: only its process remains
+        assert from_client == {per[k].client_port for k in EXPECTED}, from_client
+
+
+def test_check_mode_kills_nothing(world, lab):
+    ansible, sessions = world
+    results = ansible.run("hangup.ssh.hung_sessions", LIMITS + " kill=true", check=True)
+    for server, per in sessions.items():
+        result = results[server]
+        would = {(e["kind"], e["pid"]) for e in result["would_kill"]}
+        expected = {("outbound", per["outbound"].client_pid)} | {
+            ("inbound", entry_for(result, per[k], k)["pid"]) for k in ("cut", "frozen")}
+        assert would == expected and result["killed"] == [] and result["changed"] is True, result["would_kill"]
+        for kind, sess in per.items():
+            if kind == "lost":
+                continue
+            alive = sess.client.alive(sess.client_pid) if kind == "outbound" else sess.server_alive()
+            assert alive, (server, kind)
+
+
+def test_kill_ends_exactly_the_hung_sessions(world, lab):
+    ansible, sessions = world
+    before = {s: logged_in_ttys(lab.host(s)) for s in SERVERS}
+    results = ansible.run("hangup.ssh.hung_sessions", LIMITS + " kill=true")
+    for server, per in sessions.items():
+        result = results[server]
+        print(f"{server}: killed " + ", ".join(f"{e['kind']} {e['user']}@{e['tty']} pid {e['pid']} {e['signals']}"
+                                               for e in result["killed"]))
+        assert result["changed"] is True and result["failed_to_kill"] == []
+        assert len(result["killed"]) == 3, result["killed"]
+        for kind in HUNG:
+            sess = per[kind]
+            if kind == "outbound":
+                assert not sess.client.alive(sess.client_pid), (server, kind)
+            else:
+                assert not sess.server_alive(), (server, kind)
+        for kind in HEALTHY:
+            assert per[kind].server_alive() and per[kind].client.alive(per[kind].client_pid), (server, kind)
+        assert orphan_alive(lab, server, result, per["lost"]), "an orphan was ended without hung_when"
+    # the Ansible connection itself (ControlPersist, become) carries on
+    again = ansible.run("hangup.ssh.hung_sessions", LIMITS)
+    for server, per in sessions.items():
+        own = [e for e in again[server]["sessions"] if e["self"]]
+        first = [e for e in results[server]["sessions"] if e["self"]]
+        assert own and own[0]["pid"] == first[0]["pid"], "the Ansible session was replaced"
+        assert not any(e["hung"] for e in again[server]["sessions"]), again[server]["sessions"]
+        # the frozen client's pty is gone from utmp; the healthy ptys are still there
+        who = logged_in_ttys(lab.host(server))
+        frozen_tty = entry_for(results[server], per["frozen"], "frozen")["tty"]
+        assert frozen_tty in before[server] and frozen_tty not in who, (before[server], who)
+        for kind in ("active", "idle"):
+            assert entry_for(again[server], per[kind], kind)["tty"] in who
+
+
+def orphan_alive(lab, server, result, sess):
+    pids = [c["pid"] for c in entry_for(result, sess, "lost")["commands"]]
+    return all(lab.host(server).alive(p) for p in pids)
+
+
+@pytest.mark.parametrize("args,message", [
+    ("hung_when=bogus", "hung_when"),
+    ("max_idle=-1", "max_idle"),
+    ("unacked_timeout=-5", "unacked_timeout"),
+    ("peers=10.0.0.0/33", "peers"),
+    ("peers=not-a-network", "peers"),
+    ("users=nobody-here", "users"),
+    ("exclude_users=nobody-here", "exclude_users"),
+    ("grace=soon", "grace"),
+])
+def test_bad_input_names_the_parameter_and_kills_nothing(world, args, message):
+    ansible, sessions = world
+    results = ansible.run("hangup.ssh.hung_sessions", args + " kill=true")
+    for server, result in results.items():
+        assert result["_status"] == "FAILED" and message in result["msg"], (args, result)
+        assert "sessions" not in result and "killed" not in result
+    for per in sessions.values():
+        for kind in HEALTHY:
+            assert per[kind].server_alive(), kind
+
+
+def test_orphans_end_when_asked(world, lab):
+    ansible, sessions = world
+    listed = ansible.run("hangup.ssh.hung_sessions", "")
+    results = ansible.run("hangup.ssh.hung_sessions", "kill=true hung_when=orphaned users=svc.backup-01")
+    for server, per in sessions.items():
+        killed = results[server]["killed"]
+        assert [(e["kind"], e["user"]) for e in killed] == [("orphaned", "svc.backup-01")], killed
+        assert not orphan_alive(lab, server, listed[server], per["lost"])
+        assert per["idle"].server_alive(), "svc.backup-01's own live session was ended"

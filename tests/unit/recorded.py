@@ -1,0 +1,55 @@
+"""Rebuild a server's /proc and /dev/pts from tables recorded in the lab.
+
+fixtures/sshproc/VERSION.json is written by tests/integration/record_sshproc.py:
+the process table (stat, cmdline, uid, audit session id, the SSH_* variables of
+each environment, socket fds), /proc/net/tcp{,6}, a raw NETLINK_SOCK_DIAG
+reply, the ttys' input times, and which lab session is which.
+"""
+
+import json
+import os
+
+from ansible_collections.hangup.ssh.plugins.module_utils import _hung, _sockdiag, _sshproc
+
+HERE = os.path.join(os.path.dirname(__file__), "fixtures", "sshproc")
+VERSIONS = ("8.4", "9.2", "10.0")
+
+
+def load(version):
+    with open(os.path.join(HERE, version + ".json")) as f:
+        return json.load(f)
+
+
+def build_tree(tmp_path, recorded):
+    """A /proc-like root and a /dev with the recorded ttys (their atimes are the input times)."""
+    proc, dev = tmp_path / "proc", tmp_path / "dev"
+    for pid, p in recorded["procs"].items():
+        base = proc / pid
+        (base / "fd").mkdir(parents=True)
+        (base / "stat").write_text(p["stat"])
+        (base / "cmdline").write_bytes(p["cmdline"].encode())
+        (base / "status").write_text("Uid:\t%s\t%s\t%s\t%s\n" % ((p["uid"],) * 4))
+        (base / "sessionid").write_text(p.get("sessionid", "4294967295"))
+        (base / "environ").write_bytes(b"".join(e.encode() + b"\0" for e in p.get("environ", [])))
+        for n, link in enumerate(p["fd"]):
+            os.symlink(link, base / "fd" / str(n))
+    for tty, atime in recorded.get("ttys", {}).items():
+        path = dev / tty
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("")
+        os.utime(path, (atime, atime))
+    return str(proc), str(dev)
+
+
+def sockets_from_netlink(recorded):
+    sockets = {}
+    for chunk in recorded["sockdiag"]:
+        for entry in _sockdiag.parse_reply(bytes.fromhex(chunk))[0]:
+            sockets[entry["inode"]] = _hung.normalize_socket(entry)
+    return sockets
+
+
+def sockets_from_proc(recorded):
+    sockets = _sshproc.parse_proc_net_tcp(recorded["tcp"])
+    sockets.update(_sshproc.parse_proc_net_tcp(recorded["tcp6"]))
+    return sockets
