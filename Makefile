@@ -56,6 +56,7 @@ molecule:
 
 bench: setup
 	python bench/keepalive_cutoff.py
+	python bench/hung_sessions.py
 
 demo: setup
 	@$(STAGE) demo lab/demo.sh up

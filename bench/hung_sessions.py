@@ -72,10 +72,8 @@ def median_time(argv, env=None, runs=1):
 def start(sessions):
     for name in (SERVER, CLIENT):
         podman("rm", "-f", name, check=False)
-    podman("run", "-d", "--name", SERVER, "--hostname", SERVER, "--cap-add", "SYS_PTRACE",
-           "--ulimit", "nofile=65536:65536", "localhost/hangup-lab:d12")
-    podman("run", "-d", "--name", CLIENT, "--hostname", CLIENT, "--ulimit", "nofile=65536:65536",
-           "localhost/hangup-lab:d12")
+    podman("run", "-d", "--name", SERVER, "--hostname", SERVER, "--cap-add", "SYS_PTRACE", "localhost/hangup-lab:d12")
+    podman("run", "-d", "--name", CLIENT, "--hostname", CLIENT, "localhost/hangup-lab:d12")
     lab = Lab([SERVER, CLIENT])
     server = lab.host(SERVER)
     for _run in range(60):

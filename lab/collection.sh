@@ -9,7 +9,7 @@ cd "$top"
 ansible-galaxy collection build --force --output-path "$work" . >/dev/null
 tarball=$(ls "$work"/hangup-ssh-*.tar.gz)
 echo "collection: built $(basename "$tarball") ($(du -k "$tarball" | cut -f1) KiB, $(tar -tzf "$tarball" | wc -l) entries)"
-leaked=$(tar -tzf "$tarball" | grep -E '^(\.venv|\.lab|lab|bench|requirements|\.git)(/|$)' || true)
+leaked=$(tar -tzf "$tarball" | grep -E '^(\.venv|\.lab|lab|bench|requirements|\.git|ansible\.cfg)(/|$)' || true)
 [ -z "$leaked" ] || { echo "collection: ERROR: build_ignore let these in:" >&2; echo "$leaked" >&2; exit 1; }
 ansible-galaxy collection install --offline --force -p "$work/installed" "$tarball" >/dev/null
 export ANSIBLE_COLLECTIONS_PATH=$work/installed
@@ -22,3 +22,4 @@ done
 # every documented plugin renders its page, not just its line in the list
 ansible-doc -t filter hangup.ssh.keepalive_timing >/dev/null
 ansible-doc -t role hangup.ssh.keepalive >/dev/null
+ansible-doc -t module hangup.ssh.hung_sessions >/dev/null

@@ -87,10 +87,8 @@ def snapshot(root="/proc"):
         if not name.isdigit():
             continue
         proc = _sshproc.read_process(root, int(name))
-        if proc is None:
-            continue
-        proc["title"] = _sshproc.classify_title(proc["cmdline"])
-        processes[proc["pid"]] = proc
+        if proc is not None:
+            processes[proc["pid"]] = proc
     return processes
 
 

@@ -144,7 +144,11 @@ def socket_inodes(fd_links):
 
 
 def read_process(root, pid):
-    """One process from a /proc-like root, or None when it vanished meanwhile."""
+    """One process from a /proc-like root, or None when it vanished meanwhile.
+
+    Adds 'title' (classify_title); the socket fds are listed only for sshd's
+    processes and ssh clients, the only ones whose sockets matter.
+    """
     base = os.path.join(root, str(pid))
     try:
         with open(os.path.join(base, "stat")) as f:
@@ -155,16 +159,18 @@ def read_process(root, pid):
             uid = parse_status_uid(f.read())
     except (IOError, OSError, ValueError, IndexError):
         return None
+    title = classify_title(cmdline)
     links = []
-    try:
-        for fd in os.listdir(os.path.join(base, "fd")):
-            try:
-                links.append(os.readlink(os.path.join(base, "fd", fd)))
-            except OSError:
-                continue
-    except OSError:
-        pass
-    stat.update(cmdline=cmdline, uid=uid, sockets=socket_inodes(links))
+    if title["role"] is not None or stat["comm"] == "ssh":
+        try:
+            for fd in os.listdir(os.path.join(base, "fd")):
+                try:
+                    links.append(os.readlink(os.path.join(base, "fd", fd)))
+                except OSError:
+                    continue
+        except OSError:
+            pass
+    stat.update(cmdline=cmdline, uid=uid, sockets=socket_inodes(links), title=title)
     return stat
 
 

@@ -106,6 +106,20 @@ def test_read_process_from_a_proc_like_root(tmp_path):
     got = _sshproc.read_process(str(tmp_path), 4242)
     assert got["cmdline"] == "sshd: alice@pts/0" and got["uid"] == 1000 and got["sockets"] == [1002]
     assert _sshproc.read_process(str(tmp_path), 4243) is None
+    assert got["title"]["role"] == "user"
+
+
+def test_read_process_lists_fds_of_ssh_processes_only(tmp_path):
+    for pid, cmdline in ((10, b"nginx: worker\0"), (11, b"ssh\0-T\0host\0")):
+        base = tmp_path / str(pid)
+        (base / "fd").mkdir(parents=True)
+        comm = cmdline.split(b"\0")[0].split(b":")[0].decode()
+        (base / "stat").write_text(STAT.replace("4242 (sshd: a) b)", "%d (%s)" % (pid, comm)))
+        (base / "cmdline").write_bytes(cmdline)
+        (base / "status").write_text("Uid:\t0\t0\t0\t0\n")
+        os.symlink("socket:[7]", base / "fd" / "3")
+    assert _sshproc.read_process(str(tmp_path), 10)["sockets"] == []
+    assert _sshproc.read_process(str(tmp_path), 11)["sockets"] == [7]
 
 
 def _proc(pid, ppid, cmdline, sockets=(), starttime=100):
