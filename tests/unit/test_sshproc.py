@@ -110,10 +110,9 @@ def test_read_process_from_a_proc_like_root(tmp_path):
 
 
 def test_read_process_lists_fds_of_ssh_processes_only(tmp_path):
-    for pid, cmdline in ((10, b"nginx: worker\0"), (11, b"ssh\0-T\0host\0")):
+    for pid, comm, cmdline in ((10, "nginx", b"nginx: worker\0"), (11, "ssh", b"ssh\0-T\0host\0")):
         base = tmp_path / str(pid)
         (base / "fd").mkdir(parents=True)
-        comm = cmdline.split(b"\0")[0].split(b":")[0].decode()
         (base / "stat").write_text(STAT.replace("4242 (sshd: a) b)", "%d (%s)" % (pid, comm)))
         (base / "cmdline").write_bytes(cmdline)
         (base / "status").write_text("Uid:\t0\t0\t0\t0\n")
