@@ -57,6 +57,7 @@ molecule:
 bench: setup
 	python bench/keepalive_cutoff.py
 	python bench/hung_sessions.py
+	python bench/hard_timeout.py
 
 demo: setup
 	@$(STAGE) demo lab/demo.sh up

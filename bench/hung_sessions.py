@@ -20,7 +20,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -104,9 +103,7 @@ def bench_real(sessions, runs):
     server = lab.host(SERVER)
     print(f"real sessions: {count} concurrent `ssh -T bench@server sleep` sessions in {SERVER} "
           f"({server.sh('ps -e --no-headers | wc -l').stdout.strip()} processes)")
-    tmp = tempfile.mkdtemp(prefix="hk-bench-")
-    adhoc = AdHoc(tmp, {SERVER: server.ip})
-    adhoc.authorize(server)
+    adhoc = AdHoc.for_lab(lab, [SERVER])
     try:
         assert adhoc.run("ansible.builtin.ping")[SERVER]["ping"] == "pong"  # ControlPersist up
         listed = adhoc.run("hangup.ssh.hung_sessions")[SERVER]

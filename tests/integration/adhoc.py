@@ -13,21 +13,23 @@ import re
 import shlex
 import subprocess
 import sys
+import tempfile
 
 from playbook import collection_root
 
-_RESULT = re.compile(r"^(\S+) \| (SUCCESS|CHANGED|FAILED!|UNREACHABLE!) => ", re.M)
+_RESULT = re.compile(r"^(\S+) \| (SUCCESS|CHANGED|SKIPPED|FAILED!|UNREACHABLE!)(?: => |$)", re.M)
 
 
 def parse_adhoc(output):
     """{host: result dict} from the minimal callback's 'host | STATUS => {json}' blocks.
 
-    Each result gets '_status': SUCCESS, CHANGED, FAILED or UNREACHABLE.
+    Each result gets '_status': SUCCESS, CHANGED, SKIPPED, FAILED or UNREACHABLE.
     """
     results, marks = {}, list(_RESULT.finditer(output))
     for mark, nxt in zip(marks, marks[1:] + [None]):
-        text = output[mark.end():nxt.start() if nxt else len(output)]
-        result = json.JSONDecoder().raw_decode(text.strip())[0]
+        text = output[mark.end():nxt.start() if nxt else len(output)].strip()
+        # the minimal callback prints a skipped host without a result
+        result = json.JSONDecoder().raw_decode(text)[0] if text.startswith("{") else {"skipped": True}
         # the callback prints the outcome before the JSON, not in it
         result["_status"] = mark.group(2).rstrip("!")
         results[mark.group(1)] = result
@@ -54,6 +56,14 @@ class AdHoc:
             ANSIBLE_HOST_KEY_CHECKING="0", ANSIBLE_SSH_CONTROL_PATH_DIR=os.path.join(tmp, "cp"),
             ANSIBLE_SSH_ARGS=f"-o ControlMaster=auto -o ControlPersist=300s -o UserKnownHostsFile={tmp}/known_hosts")
 
+    @classmethod
+    def for_lab(cls, lab, names, user="root", become=False):
+        """Ad-hoc over the lab hosts `names`, with a fresh key authorized for `user` on each."""
+        adhoc = cls(tempfile.mkdtemp(prefix="hk-adhoc-"), {n: lab.host(n).ip for n in names}, user=user, become=become)
+        for name in names:
+            adhoc.authorize(lab.host(name))
+        return adhoc
+
     def authorize(self, host):
         """Let the generated key log in to a lab Host as `user`."""
         with open(self.key + ".pub") as f:
@@ -66,11 +76,13 @@ class AdHoc:
         return ([os.path.join(os.path.dirname(sys.executable), "ansible"), pattern, "-i", self.inventory,
                  "-m", module, "-a", args] + (["--check"] if check else []))
 
-    def run(self, module, args="", check=False, pattern="all"):
+    def run(self, module, args="", check=False, pattern="all", env=None):
+        """{host: result}; `env` adds to the environment (ANSIBLE_PIPELINING, say)."""
         proc = subprocess.run(self.argv(module, args, check, pattern), capture_output=True, text=True,
-                              env=self.env, timeout=300, check=False)
+                              env=dict(self.env, **(env or {})), timeout=300, check=False)
         results = parse_adhoc(proc.stdout)
-        assert set(results) == set(self.hosts), proc.stdout[-3000:] + proc.stderr[-3000:]
+        expected = set(self.hosts) if pattern == "all" else {pattern}
+        assert set(results) == expected, proc.stdout[-3000:] + proc.stderr[-3000:]
         return results
 
     def close(self):

@@ -11,7 +11,6 @@ ControlPersist, from the controller, and runs the module the way users do.
 
 from __future__ import annotations
 
-import tempfile
 import time
 
 import pytest
@@ -31,10 +30,7 @@ HUNG = {"cut": "dead_transport", "frozen": "unresponsive_peer", "outbound": "unr
 @pytest.fixture(scope="module")
 def world(lab):
     """Every session of the docstring, established, then the faults applied."""
-    tmp = tempfile.mkdtemp(prefix="hk-hs-")
-    ansible = AdHoc(tmp, {name: lab.host(name).ip for name in SERVERS}, user="ops", become=True)
-    for name in SERVERS:
-        ansible.authorize(lab.host(name))
+    ansible = AdHoc.for_lab(lab, SERVERS, user="ops", become=True)
     # the controller's SSH connections open (and persist) before anything hangs
     for host, result in ansible.run("ansible.builtin.ping").items():
         assert result.get("ping") == "pong", (host, result)

@@ -9,7 +9,10 @@ import socket
 
 import pytest
 
-from hangkit import KEEPALIVE_3x2, NO_KEEPALIVE, SESSION_KINDS
+from hangkit import KEEPALIVE_3x2, NO_KEEPALIVE
+
+# the control group: a login shell on a pty, and `ssh host cmd`
+CONTROL_KINDS = ("pty", "notty")
 
 HUNG_FOR = 30  # a session still up this long after the fault counts as hung
 ENDS_WITHIN = 15  # with ServerAliveInterval=3, ServerAliveCountMax=2
@@ -41,7 +44,7 @@ def _open_all(lab, pairs, faults):
     sessions = []
     for client, server in pairs:
         for fault in faults:
-            for kind in SESSION_KINDS:
+            for kind in CONTROL_KINDS:
                 for ka, opts in KEEPALIVES.items():
                     s = lab.open_session(client, server, kind=kind, options=opts)
                     s.label = f"{server}-{fault}-{kind}-{ka}"

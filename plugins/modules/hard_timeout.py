@@ -1,0 +1,313 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: hangup.ssh contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: hard_timeout
+short_description: Run a command under a hard deadline that no process of its tree outlives
+version_added: 0.1.0
+description:
+  - Runs a command like M(ansible.builtin.command) does, under a deadline like C(timeout -k KILL_AFTER DURATION).
+    At O(timeout) seconds the first O(signal) goes to the command's whole process group, C(SIGKILL) follows after
+    O(kill_after) seconds, and processes that left the group (C(setsid), double fork) are found by a cookie they
+    inherited in their environment and ended too. No process of the tree survives.
+  - The command runs under a supervisor detached from the connection (double fork, own session, as C(async) does), so
+    the deadline holds and the tree is cleaned up even when the controller's connection is lost.
+  - Output is kept in bounded buffers and returned even on timeout, with a flag when it was cut.
+  - The action plugin of the same name bounds the whole task on the controller at O(timeout) + O(kill_after) + a few
+    seconds + O(margin), so a frozen host or a cut network cannot hang the play either.
+author:
+  - hangup.ssh maintainers (@hangup-ssh)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+attributes:
+  action:
+    support: full
+  async:
+    support: none
+    details: The deadline is the point; async would take it away from the controller.
+  bypass_host_loop:
+    support: none
+  check_mode:
+    support: partial
+    details: Skipped in check mode, as M(ansible.builtin.command) is, unless O(creates) or O(removes) decide.
+  diff_mode:
+    support: none
+  platform:
+    support: full
+    platforms: posix
+    details: Linux only; it reads C(/proc) to find the processes of the tree.
+options:
+  cmd:
+    description:
+      - The command, split like a shell would but run without one unless O(shell=true). Also taken free form.
+      - Exactly one of O(cmd) and O(argv) is required.
+    type: str
+  argv:
+    description: The command as a list of arguments, run without a shell.
+    type: list
+    elements: str
+  shell:
+    description: Run O(cmd) with C(/bin/sh -c) (or O(executable)), for pipes, redirections and variables.
+    type: bool
+    default: false
+  executable:
+    description: The shell to use with O(shell=true).
+    type: path
+  chdir:
+    description: Directory to run the command in.
+    type: path
+  stdin:
+    description: Text given to the command on its standard input.
+    type: str
+  stdin_add_newline:
+    description: Add a newline to O(stdin).
+    type: bool
+    default: true
+  creates:
+    description: Do not run the command when this path exists.
+    type: path
+  removes:
+    description: Do not run the command unless this path exists.
+    type: path
+  timeout:
+    description: Seconds the command may run; the first O(signal) is sent then. Must be above 0.
+    type: float
+    required: true
+  kill_after:
+    description: Seconds between the first signal and C(SIGKILL) for whatever of the tree is left.
+    type: float
+    default: 5
+  signal:
+    description: The first signal sent at the deadline.
+    type: str
+    default: TERM
+    choices: [TERM, INT, HUP, QUIT, USR1, USR2, KILL]
+  output_limit:
+    description: Bytes of stdout, and of stderr, kept; what comes after is dropped and flagged.
+    type: int
+    default: 1048576
+  margin:
+    description:
+      - Seconds the controller waits beyond O(timeout) + O(kill_after) + 5 for the host to answer, for connection and
+        module start-up; after that the task fails with C(timed_out) and the connection is reset. At least 5.
+    type: float
+    default: 15
+notes:
+  - The cookie is an environment variable, C(HANGUP_SSH_DEADLINE); a process that clears its environment and leaves the
+    process group escapes the sweep.
+seealso:
+  - module: ansible.builtin.command
+  - module: hangup.ssh.hung_sessions
+"""
+
+EXAMPLES = r"""
+- name: A backup that must not run past 10 minutes, anywhere
+  hangup.ssh.hard_timeout:
+    cmd: /usr/local/bin/backup --full
+    timeout: 600
+    kill_after: 30
+
+- name: Give a stuck health check 20 s, then INT, then KILL 5 s later
+  hangup.ssh.hard_timeout:
+    cmd: curl -fsS http://localhost:8080/health | grep -q ok
+    shell: true
+    timeout: 20
+    signal: INT
+  register: health
+  failed_when: health.rc not in [0, 124]
+
+# ad hoc across the fleet, the pssh --timeout use case:
+#   ansible all -m hangup.ssh.hard_timeout -a "cmd='sleep 40' timeout=30"
+"""
+
+RETURN = r"""
+cmd:
+  description: The command as run (argv).
+  returned: when the command ran
+  type: list
+  elements: str
+  sample: [sleep, "40"]
+rc:
+  description:
+    - 124 when the command timed out and its tree ended after the first signal, 137 when it needed C(SIGKILL), else
+      the command's own exit code (negative when a signal from elsewhere ended it).
+  returned: when the command ran
+  type: int
+  sample: 124
+stdout:
+  description: Standard output, up to O(output_limit) bytes, also when the command timed out, without the final
+    newline (as M(ansible.builtin.command) gives it).
+  returned: when the command ran
+  type: str
+  sample: "step 1 done\n"
+stderr:
+  description: Standard error, up to O(output_limit) bytes.
+  returned: when the command ran
+  type: str
+  sample: ""
+stdout_lines:
+  description: RV(stdout) split into lines.
+  returned: when the command ran
+  type: list
+  elements: str
+  sample: [step 1 done]
+stderr_lines:
+  description: RV(stderr) split into lines.
+  returned: when the command ran
+  type: list
+  elements: str
+  sample: []
+stdout_truncated:
+  description: True when more standard output came than O(output_limit).
+  returned: when the command ran
+  type: bool
+  sample: false
+stderr_truncated:
+  description: True when more standard error came than O(output_limit).
+  returned: when the command ran
+  type: bool
+  sample: false
+timed_out:
+  description: True when the deadline passed, on the host or (with RV(controller_timed_out)) on the controller.
+  returned: always
+  type: bool
+  sample: true
+controller_timed_out:
+  description: True when the host did not answer within the controller's bound; the connection was reset.
+  returned: when the controller gave up on the host
+  type: bool
+  sample: true
+signal_sent:
+  description: The last signal the deadline sent (the first O(signal), or C(KILL)); null when none was needed.
+  returned: when the command ran
+  type: str
+  sample: TERM
+signal_times:
+  description: Seconds after the start at which each signal was sent.
+  returned: when the command ran
+  type: dict
+  sample: {"TERM": 30.01, "KILL": 35.02}
+swept:
+  description: PIDs of processes that had left the command's process group and were signalled one by one.
+  returned: when the command ran
+  type: list
+  elements: int
+  sample: [4242]
+left_running:
+  description: PIDs of the tree still running at the end; empty unless something could not be killed.
+  returned: when the command ran
+  type: list
+  elements: int
+  sample: []
+elapsed:
+  description: Seconds the command ran, measured on the host.
+  returned: when the command ran
+  type: float
+  sample: 30.08
+start:
+  description: When the command started, as M(ansible.builtin.command) prints it.
+  returned: when the command ran
+  type: str
+  sample: "2026-11-27 14:05:01.123456"
+end:
+  description: When the command's tree was gone.
+  returned: when the command ran
+  type: str
+  sample: "2026-11-27 14:05:31.203456"
+delta:
+  description: RV(end) minus RV(start).
+  returned: when the command ran
+  type: str
+  sample: "0:00:30.080000"
+msg:
+  description: What happened, in words.
+  returned: always
+  type: str
+  sample: timed out after 30 s; the tree ended on SIGTERM
+"""
+
+import datetime
+import os
+import shlex
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.hangup.ssh.plugins.module_utils import _deadline
+
+
+def command_argv(params):
+    if params["argv"]:
+        return list(params["argv"])
+    if params["shell"]:
+        return [params["executable"] or "/bin/sh", "-c", params["cmd"]]
+    return shlex.split(params["cmd"])
+
+
+def skip_reason(params):
+    """Why creates/removes say not to run, or None."""
+    if params["creates"] and os.path.exists(params["creates"]):
+        return "%s exists, nothing run" % params["creates"]
+    if params["removes"] and not os.path.exists(params["removes"]):
+        return "%s does not exist, nothing run" % params["removes"]
+    return None
+
+
+def _stamp(epoch):
+    return datetime.datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def describe(result, params):
+    if not result["timed_out"]:
+        return "exited with rc %s" % result["rc"] if result["rc"] else ""
+    how = "needed SIGKILL after %g s more" % params["kill_after"] if result["signal_sent"] == "KILL" else \
+        "ended on SIG%s" % params["signal"]
+    return "timed out after %g s; the tree %s" % (params["timeout"], how)
+
+
+def main():
+    module = AnsibleModule(argument_spec=_deadline.ARGUMENT_SPEC, mutually_exclusive=_deadline.MUTUALLY_EXCLUSIVE,
+                           required_one_of=_deadline.REQUIRED_ONE_OF, supports_check_mode=True)
+    params = module.params
+    problem = _deadline.check_numbers(params)
+    if problem:
+        module.fail_json(msg=problem, timed_out=False)
+    argv = command_argv(params)
+    if not argv:
+        module.fail_json(msg="cmd: no command given", timed_out=False)
+    skip = skip_reason(params)
+    if skip:
+        module.exit_json(changed=False, msg=skip, rc=0, cmd=argv, timed_out=False)
+    if module.check_mode:
+        module.exit_json(changed=False, skipped=True, msg="Command would have run if not in check mode", cmd=argv,
+                         timed_out=False)
+    if params["chdir"] and not os.path.isdir(params["chdir"]):
+        module.fail_json(msg="chdir: %s is not a directory" % params["chdir"], timed_out=False)
+    stdin = params["stdin"]
+    if stdin is not None and params["stdin_add_newline"]:
+        stdin += "\n"
+    result = _deadline.run_detached(
+        argv, _deadline.remote_wait(params["timeout"], params["kill_after"]), timeout=params["timeout"],
+        kill_after=params["kill_after"], first_signal=params["signal"], chdir=params["chdir"], stdin=stdin,
+        output_limit=params["output_limit"])
+    if result is None:
+        module.fail_json(msg="the supervisor did not report within %g s" % _deadline.remote_wait(
+            params["timeout"], params["kill_after"]), cmd=argv, timed_out=True)
+    start, end = result.pop("start_time"), result.pop("end_time")
+    # as ansible.builtin.command gives them: without the final newline
+    result["stdout"], result["stderr"] = result["stdout"].rstrip("\r\n"), result["stderr"].rstrip("\r\n")
+    result.update(cmd=argv, changed=True, start=_stamp(start), end=_stamp(end),
+                  delta=str(datetime.timedelta(seconds=end - start)),
+                  stdout_lines=result["stdout"].splitlines(), stderr_lines=result["stderr"].splitlines())
+    result["msg"] = result.pop("msg", None) or describe(result, params)
+    if result["timed_out"] or result["rc"] != 0:
+        module.fail_json(**result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

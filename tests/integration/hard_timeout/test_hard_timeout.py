@@ -1,0 +1,163 @@
+"""hangup.ssh.hard_timeout over real SSH on Debian 11, 12 and 13.
+
+Ansible connects from the controller as ops and becomes root (sudo), with
+ControlPersist; every case runs on the three hosts at once, as an ad-hoc
+command across a fleet does. Each command carries a unique `sleep 30NN` so
+the check can look for any process of its tree left on the host.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+
+import pytest
+
+from adhoc import AdHoc, parse_adhoc
+
+HOSTS = ("hk-ht-d11", "hk-ht-d12", "hk-ht-d13")
+
+
+@pytest.fixture(scope="module")
+def fleet(lab):
+    ansible = AdHoc.for_lab(lab, HOSTS, user="ops", become=True)
+    yield ansible
+    lab.heal()
+    ansible.close()
+
+
+def left_over(lab, marker):
+    """Processes whose command line holds `marker`, per host (the pgrep itself excluded)."""
+    found = {}
+    for name in HOSTS:
+        out = lab.host(name).sh(f"pgrep -af '{marker}' | grep -v pgrep || true").stdout.strip()
+        if out:
+            found[name] = out
+    return found
+
+
+def shell(cmd, **options):
+    """Ad-hoc arguments for a shell command, as JSON: the k=v parser is no shell and mangles nested quotes."""
+    return json.dumps(dict(cmd=cmd, shell=True, **options))
+
+
+CASES = [
+    # id, command, options, rc, timed out, last signal, stdout
+    ("in-time", "echo out; echo err >&2; exit 0", {"timeout": 10}, 0, False, None, "out"),
+    ("in-time-rc3", "echo out; exit 3", {"timeout": 10}, 3, False, None, "out"),
+    ("term", "echo partial; sleep 3001", {"timeout": 2, "kill_after": 3}, 124, True, "TERM", "partial"),
+    ("ignores-term", "trap '' TERM; echo stubborn; sleep 3002; sleep 3002", {"timeout": 2, "kill_after": 2},
+     137, True, "KILL", "stubborn"),
+    ("tree", "sh -c 'sh -c \"sleep 3003 & sleep 3003\" & sleep 3003' & echo tree; sleep 3003",
+     {"timeout": 2, "kill_after": 2}, 124, True, "TERM", "tree"),
+    ("daemonizes", "(setsid sh -c 'sleep 3004 & exec sleep 3004' </dev/null >/dev/null 2>&1 &); "
+     "setsid sh -c 'trap \"\" TERM; sleep 3004' </dev/null >/dev/null 2>&1 & echo forked; sleep 3004",
+     {"timeout": 2, "kill_after": 2}, 137, True, "KILL", "forked"),
+    ("daemon-after-exit", "(setsid sleep 3005 </dev/null >/dev/null 2>&1 &); echo done",
+     {"timeout": 10, "kill_after": 1}, 0, False, None, "done"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_deadline(fleet, lab, case):
+    name, cmd, options, rc, timed_out, last_signal, stdout = case
+    marker = "sleep 30" + name_marker(cmd)
+    started = time.monotonic()
+    results = fleet.run("hangup.ssh.hard_timeout", shell(cmd, **options))
+    wall = time.monotonic() - started
+    for host, result in results.items():
+        print(f"{name} {host}: rc={result['rc']} timed_out={result['timed_out']} signals={result['signal_times']} "
+              f"swept={result['swept']} stdout={result['stdout']!r} elapsed={result['elapsed']} wall={wall:.1f}")
+        assert result["rc"] == rc and result["timed_out"] is timed_out, result
+        assert result["signal_sent"] == last_signal and result["stdout_lines"][:1] == [stdout], result
+        assert result["_status"] == ("FAILED" if rc else "CHANGED")
+        assert result["left_running"] == []
+        if timed_out:
+            first = result["signal_times"][options.get("signal", "TERM")]
+            assert options["timeout"] <= first < options["timeout"] + 0.5, result["signal_times"]
+        if last_signal == "KILL":
+            gap = result["signal_times"]["KILL"] - result["signal_times"]["TERM"]
+            assert options["kill_after"] <= gap < options["kill_after"] + 0.5, result["signal_times"]
+    assert left_over(lab, marker) == {}
+
+
+def name_marker(cmd):
+    """The NN of the case's `sleep 30NN`, or a marker no process has."""
+    match = re.search(r"sleep 30(\d\d)", cmd)
+    return match.group(1) if match else "xx-none"
+
+
+@pytest.mark.parametrize("pipelining", ["1", "0"])
+def test_become_with_and_without_pipelining(fleet, lab, pipelining):
+    results = fleet.run("hangup.ssh.hard_timeout", shell("id -un; sleep 3010", timeout=2, kill_after=1),
+                        env={"ANSIBLE_PIPELINING": pipelining})
+    for result in results.values():
+        assert result["rc"] == 124 and result["stdout_lines"] == ["root"], result
+    assert left_over(lab, "sleep 3010") == {}
+
+
+def test_output_is_bounded(fleet):
+    args = shell("yes xy | head -c 100000; sleep 3011", timeout=2, kill_after=1, output_limit=1000)
+    results = fleet.run("hangup.ssh.hard_timeout", args)
+    for result in results.values():
+        assert result["rc"] == 124 and len(result["stdout"]) == 1000 and result["stdout_truncated"], result
+
+
+def test_check_mode_and_creates(fleet, lab):
+    results = fleet.run("hangup.ssh.hard_timeout", "cmd='touch /tmp/hk-ht-ran' timeout=5", check=True)
+    for result in results.values():
+        assert result.get("skipped") or "skipped" in result.get("msg", ""), result
+    results = fleet.run("hangup.ssh.hard_timeout", "cmd='touch /tmp/hk-ht-ran' timeout=5 creates=/etc/hostname")
+    for result in results.values():
+        assert result["changed"] is False and "exists" in result["msg"], result
+    for name in HOSTS:
+        assert lab.host(name).sh("test -e /tmp/hk-ht-ran", check=False).returncode == 1
+
+
+@pytest.mark.parametrize("args,parameter", [
+    ("timeout=0", "timeout"),
+    ("timeout=-1", "timeout"),
+    ("timeout=soon", "timeout"),
+    ("timeout=5 kill_after=-1", "kill_after"),
+    ("timeout=5 kill_after=never", "kill_after"),
+    ("timeout=5 argv=touch,/tmp/hk-ht-bad", "cmd"),
+    ("timeout=5 signal=STOP", "signal"),
+    ("", "timeout"),
+])
+def test_bad_input_names_the_parameter_and_runs_nothing(fleet, lab, args, parameter):
+    results = fleet.run("hangup.ssh.hard_timeout", "cmd='touch /tmp/hk-ht-bad' " + args)
+    for result in results.values():
+        assert result["_status"] == "FAILED" and parameter in result["msg"], (args, result)
+    for name in HOSTS:
+        assert lab.host(name).sh("test -e /tmp/hk-ht-bad", check=False).returncode == 1, args
+
+
+def test_frozen_host_does_not_hang_the_play(fleet, lab):
+    host = HOSTS[1]
+    # bound: timeout 4 + kill_after 1 + 5 (reaping, start-up) + margin 5 = 15 s
+    argv = fleet.argv("hangup.ssh.hard_timeout", shell("sleep 3020", timeout=4, kill_after=1, margin=5),
+                      pattern=host)
+    started = time.monotonic()
+    proc = subprocess.Popen(argv, env=fleet.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not left_over(lab, "sleep 3020"):
+        time.sleep(0.2)
+    lab.pause(host)
+    try:
+        out, err = proc.communicate(timeout=60)
+        wall = time.monotonic() - started
+    finally:
+        lab.heal()
+    result = parse_adhoc(out)[host]
+    print(f"frozen {host}: returned after {wall:.1f} s: {result['msg']}")
+    assert result["_status"] == "FAILED" and result["timed_out"] and result["controller_timed_out"], out + err
+    assert wall < 15 + 5, wall  # the bound, plus ansible's own start-up
+    # thawed, the supervisor finds its deadline long past and ends the tree by itself
+    end = time.monotonic() + 15
+    while time.monotonic() < end and left_over(lab, "sleep 3020"):
+        time.sleep(0.5)
+    assert left_over(lab, "sleep 3020") == {}
+    # and the host is usable again through the reset connection
+    assert fleet.run("ansible.builtin.ping", pattern=host)[host]["ping"] == "pong"
