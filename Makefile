@@ -3,6 +3,7 @@
 #   make test    setup, then sanity, lint, unit tests, collection build, every molecule scenario
 #   make demo    the lab over real SSH from the controller
 #   make bench   benchmarks under bench/ (not part of make test)
+#   make figure  docs/cutoff.png from the keepalive benchmark's measurements
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -15,7 +16,7 @@ export PY_COLORS := 0
 STAGE := lab/stage
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help setup host venv images test sanity lint units molecule collection bench demo demo-clean clean
+.PHONY: help setup host venv images test sanity lint units molecule collection bench figure demo demo-clean clean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -27,6 +28,7 @@ host:
 
 venv:
 	@$(STAGE) venv lab/venv.sh
+	@$(STAGE) venv-core-2.20 lab/venv-core.sh 2.20
 
 images: host
 	@$(STAGE) images $(SUDO) lab/images.sh
@@ -41,6 +43,7 @@ test: setup
 
 sanity:
 	lab/sanity.sh
+	lab/sanity.sh --core 2.20
 
 lint:
 	ANSIBLE_COLLECTIONS_PATH=$$(python tests/integration/playbook.py) ansible-lint --profile production
@@ -53,6 +56,10 @@ collection:
 
 molecule:
 	molecule test --all
+
+figure: venv
+	pip install -q --disable-pip-version-check -r requirements/docs.txt 2>&1 | grep -v '^WARNING: Location' || true
+	python bench/figure.py
 
 bench: setup
 	python bench/keepalive_cutoff.py

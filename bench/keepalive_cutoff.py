@@ -10,6 +10,7 @@ measured/requested; the goal is 0.8 to 1.2.
     make setup && .venv/bin/python bench/keepalive_cutoff.py [N ...]   (default: 10 20 40)
 """
 
+import json
 import os
 import statistics
 import subprocess
@@ -22,6 +23,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 from hangkit import NO_KEEPALIVE, Lab, podman  # noqa: E402
 from playbook import role_play, run_playbook  # noqa: E402
 
+RESULTS = os.path.join(HERE, "results", "keepalive_cutoff.json")
 IMAGES = {"hk-bench-d11": "localhost/hangup-lab:d11", "hk-bench-d12": "localhost/hangup-lab:d12",
           "hk-bench-d13": "localhost/hangup-lab:d13"}
 ROLE_PLAY = role_play("hangup.ssh.keepalive")
@@ -105,6 +107,13 @@ def main(knobs):
         else:
             shown, ratio = ", ".join(f"{v:.1f}" for v in values), f"{statistics.mean(values) / knob:.2f}"
         print(f"{ver:8} {side:9} {knob:>9} {shown:>24} {ratio:>6}")
+    # bench/figure.py draws docs/cutoff.png from these
+    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
+    with open(RESULTS, "w") as f:
+        json.dump({"horizon": "2 x requested", "rows": [
+            {"openssh": ver, "side": side, "requested": knob, "measured": values} for ver, side, knob, values in rows]},
+            f, indent=1)
+    print(f"written {os.path.relpath(RESULTS)}")
 
 
 if __name__ == "__main__":

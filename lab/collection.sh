@@ -23,3 +23,12 @@ done
 ansible-doc -t filter hangup.ssh.keepalive_timing >/dev/null
 ansible-doc -t role hangup.ssh.keepalive >/dev/null
 ansible-doc -t module hangup.ssh.hung_sessions >/dev/null
+ansible-doc -t module hangup.ssh.hard_timeout >/dev/null
+# the playbook by its FQCN, from the installed copy
+(cd "$work" && ansible-playbook hangup.ssh.harden_ssh --syntax-check >/dev/null)
+echo "collection: ansible-playbook hangup.ssh.harden_ssh resolves in the installed copy"
+# what ansible-builder reads from meta/execution-environment.yml for an AWX execution environment
+deps=$(ansible-builder introspect "$work/installed")
+echo "collection: ansible-builder introspect:"
+while IFS= read -r line; do echo "    $line"; done <<<"$deps"
+grep -q "openssh-client \[platform:dpkg\].*hangup.ssh" <<<"$deps" || { echo "collection: ERROR: the execution-environment dependencies were not found" >&2; exit 1; }

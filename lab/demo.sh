@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make demo / make demo-clean: the lab over real SSH from the controller.
-#   lab/demo.sh up     start the demo containers, then run lab/demo-report.yml over SSH
+#   lab/demo.sh up     start the demo lab, then harden it and show hung sessions ended, over SSH
 #   lab/demo.sh down   remove the demo containers, their network and key
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -13,18 +13,30 @@ up)
     mkdir -p "$dir"
     [ -f "$dir/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C hangup-demo -f "$dir/id_ed25519"
     : > "$dir/known_hosts"
-    for name in hangup-demo-d11 hangup-demo-d12 hangup-demo-d13; do
+    for name in hangup-demo-d11 hangup-demo-d12 hangup-demo-d13 hangup-demo-client; do
         podman exec -i "$name" sh -c 'mkdir -p -m 700 /root/.ssh && cat > /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys' < "$dir/id_ed25519.pub"
     done
     # ansible.cfg: hangup.ssh from this checkout, inventory lab/inventory.ini
     export ANSIBLE_DISPLAY_SKIPPED_HOSTS=false ANSIBLE_DEPRECATION_WARNINGS=false
     echo "demo: inventory lab/inventory.ini (the default in ansible.cfg)"
-    echo "demo: 1/3 what the servers do today with a dead peer (lab/demo-report.yml, over SSH)"
+    echo "demo: 1/5 what the servers do today with a dead peer (lab/demo-report.yml, over SSH)"
     ansible-playbook lab/demo-report.yml | sed -n '/TASK \[Summarize\]/,/PLAY RECAP/p'
-    echo "demo: 2/3 applying hangup.ssh.keepalive with 30 s on both ends (lab/demo-harden.yml)"
-    ansible-playbook lab/demo-harden.yml | sed -n '/PLAY RECAP/,$p'
-    echo "demo: 3/3 the same report, read back from sshd -T and ssh -G"
+    echo "demo: 2/5 ansible-playbook playbooks/harden-ssh.yml (hangup.ssh.keepalive, 60 s both ends, then a hung-session report)"
+    ansible-playbook playbooks/harden-ssh.yml -e harden_ssh_hosts=servers -e harden_ssh_dead_peer_timeout=60 \
+        | sed -n '/TASK \[Report hung sessions\]/,$p'
+    echo "demo: 3/5 the same report, read back from sshd -T and ssh -G"
     ansible-playbook lab/demo-report.yml | sed -n '/TASK \[Summarize\]/,/PLAY RECAP/p'
+    echo "demo: 4/5 a hang: the client host freezes while each server streams output to it"
+    python lab/demo_hang.py freeze
+    echo "demo:   waiting 30 s (TCP backoff passes hung_sessions' max_backoff of 6 after about 25 s; sshd would give up at 60 s)"
+    sleep 30
+    echo "demo: \$ ansible all -m hung_sessions"
+    ansible all -m hung_sessions | python lab/demo_hang.py summary
+    echo "demo: \$ ansible all -m hung_sessions -a kill=true"
+    ansible all -m hung_sessions -a kill=true | python lab/demo_hang.py summary
+    echo "demo: 5/5 a deadline across the fleet: \$ ansible all -m hangup.ssh.hard_timeout -a \"cmd='sleep 40' timeout=5\""
+    # rc 124 is a failed task, so ansible exits non-zero here by design
+    ansible all -m hangup.ssh.hard_timeout -a "cmd='sleep 40' timeout=5" | python lab/demo_hang.py summary || true
     ;;
 down)
     ansible-playbook lab/demo-lab.yml -e lab_state=absent | grep -E '^(PLAY RECAP|localhost)' || true

@@ -233,7 +233,8 @@ def classify(tcp, idle_seconds, limits, orphaned=False):
         if tcp["unacked_segments"] and last_ack is not None and last_ack >= limits["unacked_timeout"]:
             reasons.append(("dead_transport", "%d segments unacknowledged for %.1f s" % (tcp["unacked_segments"], last_ack)))
         elif backoff > limits["max_backoff"]:
-            reasons.append(("dead_transport", "retransmit backoff %d exceeds %d" % (backoff, limits["max_backoff"])))
+            reasons.append(("dead_transport", "backoff %d exceeds %d (retransmissions or zero-window probes unanswered)"
+                            % (backoff, limits["max_backoff"])))
         elif tcp["state"] == "CLOSE_WAIT":
             reasons.append(("dead_transport", "the peer closed the connection and sshd did not"))
         silent = tcp["last_data_recv_seconds"]

@@ -1,0 +1,72 @@
+"""docs/cutoff.png from bench/results/keepalive_cutoff.json (written by bench/keepalive_cutoff.py).
+
+Per OpenSSH version and requested dead-peer time: how long until sshd dropped a dead client
+without the role (the baseline sshd never did: drawn to the end of the wait, hatched), with the
+role (server side: the client froze or was cut; client side: the server froze or was cut), and
+the requested time as a line.
+
+    make figure     (installs matplotlib from requirements/docs.txt into .venv first)
+"""
+
+import json
+import os
+import statistics
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.join(HERE, "results", "keepalive_cutoff.json")
+OUT = os.path.join(HERE, "..", "docs", "cutoff.png")
+SIDES = [("baseline", "without the role", "#bbbbbb"), ("server", "with the role: sshd drops the client", "#2a7ab0"),
+         ("client", "with the role: ssh leaves the server", "#5fb35f")]
+
+
+def main():
+    with open(RESULTS) as f:
+        rows = json.load(f)["rows"]
+    knobs = sorted({r["requested"] for r in rows})
+    versions = sorted({r["openssh"] for r in rows}, key=lambda v: tuple(map(int, v.split("."))))
+    fig, axes = plt.subplots(1, len(knobs), figsize=(4.2 * len(knobs), 4.2), sharey=False, squeeze=False)
+    for ax, knob in zip(axes[0], knobs):
+        width = 0.26
+        for i, (side, label, color) in enumerate(SIDES):
+            xs, heights, never = [], [], []
+            for j, ver in enumerate(versions):
+                values = next((r["measured"] for r in rows if r["openssh"] == ver and r["side"] == side
+                               and r["requested"] == knob), None)
+                if values is None:
+                    continue
+                xs.append(j + (i - 1) * width)
+                if any(v is None for v in values):
+                    heights.append(2 * knob)
+                    never.append(True)
+                else:
+                    heights.append(statistics.mean(values))
+                    never.append(False)
+            bars = ax.bar(xs, heights, width, color=color, label=label)
+            for rect, is_never in zip(bars, never):
+                if is_never:
+                    rect.set_hatch("//")
+                    ax.annotate("never\n(up at %d s)" % (2 * knob), (rect.get_x() + rect.get_width() / 2,
+                                rect.get_height()), ha="center", va="bottom", fontsize=7)
+        ax.axhline(knob, color="#c0392b", linestyle="--", linewidth=1.2, label="requested")
+        ax.set_xticks(range(len(versions)))
+        ax.set_xticklabels(["OpenSSH %s" % v for v in versions], fontsize=8)
+        ax.set_title("dead-peer time requested: %d s" % knob, fontsize=10)
+        ax.set_ylabel("seconds until the dead session was dropped", fontsize=8)
+        ax.set_ylim(0, 2.4 * knob)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+    fig.suptitle("hangup.ssh.keepalive: a frozen or cut-off peer, measured in the lab (bench/keepalive_cutoff.py)",
+                 fontsize=10)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    os.makedirs(os.path.dirname(OUT), exist_ok=True)
+    fig.savefig(OUT, dpi=110)
+    print("written", os.path.relpath(OUT))
+
+
+if __name__ == "__main__":
+    main()
