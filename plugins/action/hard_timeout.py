@@ -14,7 +14,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from ansible_collections.hangup.ssh.plugins.module_utils import _deadline
+from ansible_collections.hangup.ssh.plugins.module_utils import _deadline, _sshproc
 
 display = Display()
 
@@ -27,13 +27,11 @@ def _ssh_children(pid):
             continue
         try:
             with open("/proc/%s/stat" % name) as f:
-                text = f.read()
-        except (IOError, OSError):
+                stat = _sshproc.parse_stat(f.read())
+        except (IOError, OSError, ValueError, IndexError):
             continue
-        comm = text[text.find("(") + 1:text.rfind(")")]
-        ppid = int(text[text.rfind(")") + 2:].split()[1])
-        if ppid == pid and comm in ("ssh", "sshpass"):
-            found.append(int(name))
+        if stat["ppid"] == pid and stat["comm"] in ("ssh", "sshpass"):
+            found.append(stat["pid"])
     return found
 
 
@@ -86,7 +84,7 @@ class ActionModule(ActionBase):
                           elapsed=round(time.monotonic() - started, 3),
                           msg="no answer from the host within %g s (timeout %g + kill_after %g + %g + margin %g); "
                               "the connection was reset; the command's supervisor on the host ends its tree by itself"
-                              % (bound, params["timeout"], params["kill_after"], _deadline.REAP_SECONDS + 2.0,
+                              % (bound, params["timeout"], params["kill_after"], _deadline.SLACK,
                                  params["margin"]))
             return result
         if "error" in outcome:

@@ -30,6 +30,8 @@ RC_TIMED_OUT = 124
 RC_KILLED = 137
 # after SIGKILL, how long the tree may take to disappear
 REAP_SECONDS = 3.0
+# the module's wait beyond the deadline and kill_after: the reaping, and starting the supervisor
+SLACK = REAP_SECONDS + 2.0
 POLL = 0.05
 # how long the tree must stay empty after the command ended before it counts as gone:
 # a process is invisible to the scan only while it execs, far shorter than this
@@ -72,7 +74,7 @@ def check_numbers(params):
 
 def remote_wait(timeout, kill_after):
     """How long the module waits for its supervisor: the deadline, the grace, and the reaping."""
-    return timeout + kill_after + REAP_SECONDS + 2.0
+    return timeout + kill_after + SLACK
 
 
 def controller_bound(params):

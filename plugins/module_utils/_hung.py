@@ -13,7 +13,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import socket
 
 from ansible_collections.hangup.ssh.plugins.module_utils import _sockdiag, _sshproc
 
@@ -22,8 +21,8 @@ DEFAULT_HUNG_WHEN = ("dead_transport", "unresponsive_peer")
 UNSET_SESSION_ID = 4294967295
 # every TCP state a session's socket can be in; LISTEN and TIME_WAIT belong to none
 _STATES = sum(1 << n for n in (1, 3, 4, 5, 7, 8, 9, 11))
-# environment markers sshd gives every process of a session
-_SSH_ENV = (b"SSH_CONNECTION=", b"SSH_CLIENT=")
+# the environment marker sshd gives every process of a session
+_SSH_CONNECTION = b"SSH_CONNECTION="
 
 
 def _read(path, mode="r"):
@@ -47,11 +46,10 @@ def read_sessionid(root, pid):
 def ssh_connection(environ):
     """(peer address, peer port, local address, local port) from a process environment, or None."""
     for entry in (environ or b"").split(b"\0"):
-        for marker in _SSH_ENV:
-            if entry.startswith(marker):
-                fields = entry[len(marker):].decode("ascii", "replace").split()
-                if marker == b"SSH_CONNECTION=" and len(fields) == 4 and fields[1].isdigit() and fields[3].isdigit():
-                    return fields[0], int(fields[1]), fields[2], int(fields[3])
+        if entry.startswith(_SSH_CONNECTION):
+            fields = entry[len(_SSH_CONNECTION):].decode("ascii", "replace").split()
+            if len(fields) == 4 and fields[1].isdigit() and fields[3].isdigit():
+                return fields[0], int(fields[1]), fields[2], int(fields[3])
     return None
 
 
@@ -285,10 +283,6 @@ def admitted(user, peer_address, users, exclude_users, admit_peer):
 
 def tty_label(ttys):
     return ",".join(ttys) if ttys else "notty"
-
-
-def address_family(address):
-    return socket.AF_INET6 if ":" in (address or "") else socket.AF_INET
 
 
 class System(object):
