@@ -24,6 +24,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "unit"))
 
 from adhoc import AdHoc  # noqa: E402
 from hangkit import BASE_SSH_OPTIONS, Lab, podman  # noqa: E402
@@ -31,7 +32,8 @@ from playbook import REPO, collection_root  # noqa: E402
 
 sys.path.insert(0, collection_root())
 
-from ansible_collections.hangup.ssh.plugins.module_utils import _hung, _sshproc  # noqa: E402
+from ansible_collections.hangup.ssh.plugins.module_utils import _hung  # noqa: E402
+from synthetic import LISTEN, NoSystem, established, proc  # noqa: E402
 
 SERVER, CLIENT = "hk-bench-hs-server", "hk-bench-hs-client"
 LIMITS = {"unacked_timeout": 30, "max_backoff": 6, "unresponsive_timeout": 60, "max_idle": 3600}
@@ -44,7 +46,7 @@ limits = dict(unacked_timeout=30, max_backoff=6, unresponsive_timeout=60, max_id
 times = []
 for _run in range(RUNS):
     t = time.perf_counter()
-    procs = _hung.snapshot("/proc")
+    procs, _skipped = _hung.snapshot("/proc")
     socks, source = _hung.read_sockets("/proc")
     entries = _hung.finish(_hung.build_report(procs, socks, _hung.System(), time.time(), 0, 100, limits,
                                               os.getpid()), _hung.DEFAULT_HUNG_WHEN)
@@ -137,36 +139,25 @@ def bench_real(sessions, runs):
 
 def synthetic(n):
     """A process table and netlink-like sockets of n inbound sessions (monitor, child, shell)."""
-    def proc(pid, ppid, cmdline):
-        return {"pid": pid, "ppid": ppid, "cmdline": cmdline, "sockets": [], "starttime": pid, "state": "S",
-                "comm": cmdline.split()[0], "uid": 1000, "title": _sshproc.classify_title(cmdline)}
-    procs = {1: proc(1, 0, "init"), 15: proc(15, 1, "sshd: /usr/sbin/sshd [listener]")}
-    sockets = {}
+    procs = {1: proc(1, 0, "init"), 15: proc(15, 1, "sshd: /usr/sbin/sshd [listener]", sockets=[0])}
+    sockets = {0: LISTEN}
     for i in range(n):
         mon, child, shell = 100 + 3 * i, 101 + 3 * i, 102 + 3 * i
         procs[mon] = proc(mon, 15, "sshd: u%d [priv]" % i)
-        procs[child] = proc(child, mon, "sshd: u%d@notty" % i)
-        procs[shell] = proc(shell, child, "sleep 86400")
-        procs[child]["sockets"] = [i + 1]
-        sockets[i + 1] = {"state": "ESTABLISHED", "local": ("10.0.0.2", 22), "peer": ("10.%d.%d.%d" % (
-            i >> 16, (i >> 8) & 255, i & 255), 40000 + i % 20000), "unacked_bytes": 0, "unread_bytes": 0,
-            "tcp_info": {"unacked": i % 7 == 0, "backoff": i % 11, "retransmits": 0, "probes": 0,
-                         "last_ack_recv": 40000, "last_data_recv": 1000 * (i % 90), "last_data_sent": 10,
-                         "rto": 204000, "total_retrans": 0}}
+        procs[child] = proc(child, mon, "sshd: u%d@notty" % i, uid=1000, sockets=[i + 1])
+        procs[shell] = proc(shell, child, "sleep 86400", uid=1000)
+        sockets[i + 1] = established(("10.0.0.2", 22), ("10.%d.%d.%d" % (i >> 16, (i >> 8) & 255, i & 255),
+                                                         40000 + i % 20000),
+                                     unacked=i % 7 == 0, backoff=i % 11, last_ack_recv=40000,
+                                     last_data_recv=1000 * (i % 90), last_data_sent=10)
     return procs, sockets
 
 
-class NoSystem(_hung.System):
-    """No /proc behind the synthetic table: nothing to read."""
+class Probing(_hung.NoKeepalives):
+    """sshd probing every 2 s: the lookup the module caches, without its `sshd -T` runs."""
 
-    def environ(self, pid):
-        return None
-
-    def sessionid(self, pid):
-        return None
-
-    def user_name(self, uid):
-        return "u"
+    def inbound(self, user, peer, local):
+        return _hung.alive_window(2, 3)
 
 
 def bench_synthetic(n, runs):
@@ -174,7 +165,8 @@ def bench_synthetic(n, runs):
     system = NoSystem("/nonexistent", "/nonexistent")
 
     def classify_all():
-        entries = _hung.build_report(procs, sockets, system, 1e9, 0, 100, LIMITS, 1, outbound=False)
+        entries = _hung.build_report(procs, sockets, system, 1e9, 0, 100, LIMITS, 1, outbound=False,
+                                     keepalives=Probing())
         return _hung.finish(entries, _hung.DEFAULT_HUNG_WHEN)
 
     def baseline():

@@ -25,12 +25,8 @@ def _ssh_children(pid):
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
-        try:
-            with open("/proc/%s/stat" % name) as f:
-                stat = _sshproc.parse_stat(f.read())
-        except (IOError, OSError, ValueError, IndexError):
-            continue
-        if stat["ppid"] == pid and stat["comm"] in ("ssh", "sshpass"):
+        stat = _sshproc.read_stat("/proc", int(name))
+        if stat and stat["ppid"] == pid and stat["comm"] in ("ssh", "sshpass"):
             found.append(stat["pid"])
     return found
 

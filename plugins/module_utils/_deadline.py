@@ -117,12 +117,8 @@ def members(cookie, pgid, root="/proc", escaped_only=False):
         if not name.isdigit():
             continue
         pid = int(name)
-        try:
-            with open(os.path.join(root, name, "stat")) as f:
-                stat = _sshproc.parse_stat(f.read())
-        except (IOError, OSError, ValueError, IndexError):
-            continue
-        if stat["state"] in ("Z", "X"):
+        stat = _sshproc.read_stat(root, pid)
+        if stat is None or stat["state"] in ("Z", "X"):
             continue
         if stat["pgrp"] == pgid:
             if escaped_only:

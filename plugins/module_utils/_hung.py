@@ -3,26 +3,33 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Which SSH sessions are hung: one snapshot of /proc and the kernel's TCP table.
 
-snapshot() is the only function that reads the live system, and it reads
-whatever /proc-like root it is given; everything else is pure, so it is tested
-on recorded tables and on synthetic ones of any size.
+The live system is read by snapshot() and read_sockets() (the process and TCP
+tables) and by a System object (environments, ttys, user names, command
+lines, read only for what the report needs); both read whatever /proc-like
+root they are given. Everything else is pure, so it is tested on recorded
+tables and on synthetic ones of any size.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
-import re
+import stat
+import time
 
 from ansible_collections.hangup.ssh.plugins.module_utils import _sockdiag, _sshproc
 
 CLASSES = ("dead_transport", "unresponsive_peer", "idle", "orphaned")
 DEFAULT_HUNG_WHEN = ("dead_transport", "unresponsive_peer")
 UNSET_SESSION_ID = 4294967295
-# every TCP state a session's socket can be in; LISTEN and TIME_WAIT belong to none
-_STATES = sum(1 << n for n in (1, 3, 4, 5, 7, 8, 9, 11))
+# every TCP state a session's or listener's socket can be in; TIME_WAIT belongs to none
+_STATES = sum(1 << n for n in (1, 3, 4, 5, 7, 8, 9, 10, 11))
 # the environment marker sshd gives every process of a session
 _SSH_CONNECTION = b"SSH_CONNECTION="
+# the longest grace or scan time the module accepts, in seconds
+MAX_SECONDS = 3600
+_MAPPED = ipaddress.ip_network("::ffff:0:0/96")
 
 
 def _read(path, mode="r"):
@@ -44,12 +51,15 @@ def read_sessionid(root, pid):
 
 
 def ssh_connection(environ):
-    """(peer address, peer port, local address, local port) from a process environment, or None."""
+    """(peer address, peer port, local address, local port) from a process environment, or None.
+
+    Addresses come as the socket table shows them: no IPv6 scope, IPv4-mapped as IPv4.
+    """
     for entry in (environ or b"").split(b"\0"):
         if entry.startswith(_SSH_CONNECTION):
             fields = entry[len(_SSH_CONNECTION):].decode("ascii", "replace").split()
             if len(fields) == 4 and fields[1].isdigit() and fields[3].isdigit():
-                return fields[0], int(fields[1]), fields[2], int(fields[3])
+                return _sshproc.unmap(fields[0]), int(fields[1]), _sshproc.unmap(fields[2]), int(fields[3])
     return None
 
 
@@ -78,60 +88,96 @@ def read_sockets(root="/proc"):
         return sockets, "proc_net_tcp"
 
 
-def snapshot(root="/proc"):
-    """One pass over /proc: every process, classified by its title."""
-    processes = {}
-    for name in os.listdir(root):
-        if not name.isdigit():
-            continue
-        proc = _sshproc.read_process(root, int(name))
-        if proc is not None:
-            processes[proc["pid"]] = proc
-    return processes
+def snapshot(root="/proc", budget=None, clock=time.monotonic):
+    """One pass over /proc: (processes by pid, skipped).
 
-
-_ALIVE_OPTION = re.compile(r"(?i)ServerAlive(Interval|CountMax)[=\s]+(\d+)")
-
-
-def server_alive(cmdline, defaults=(0, 3)):
-    """(ServerAliveInterval, ServerAliveCountMax) of an ssh client: its -o options, else `defaults`."""
-    interval, count = defaults
-    for name, value in _ALIVE_OPTION.findall(cmdline):
-        if name.lower() == "interval":
-            interval = int(value)
-        else:
-            count = int(value)
-    return interval, count
-
-
-def outbound_limit(alive, unresponsive_timeout):
-    """Seconds of silence after which an ssh client's server counts as unresponsive, or None.
-
-    Only a client that sends keepalives hears from an idle server, so only
-    those can be judged: by `unresponsive_timeout` when given, else by the
-    client's own cut-off.
+    Processes in D state are kept in the table (their children need them)
+    but nothing beyond stat is read of them. Once `budget` seconds are spent
+    the scan stops; skipped lists [{'pid', 'reason'}] for both.
     """
-    interval, count = alive
-    if interval <= 0:
+    processes, skipped = {}, []
+    deadline = None if budget is None else clock() + budget
+    names = sorted((int(n) for n in os.listdir(root) if n.isdigit()))
+    for index, pid in enumerate(names):
+        if deadline is not None and clock() > deadline:
+            skipped.extend({"pid": p, "reason": "scan time limit reached"} for p in names[index:])
+            break
+        proc = _sshproc.read_process(root, pid)
+        if proc is None:
+            continue
+        processes[pid] = proc
+        if proc["stuck"]:
+            skipped.append({"pid": pid, "reason": "in D state (uninterruptible): only stat was read"})
+    return processes, skipped
+
+
+def alive_window(interval, count_max, factor=1):
+    """How a side that sends keepalives asks its peer: seconds between probes, and when it gives up.
+
+    None when it never asks (interval 0).
+    """
+    if not interval or interval <= 0:
         return None
-    return unresponsive_timeout or interval * (count + 1)
+    step = interval * factor
+    return {"interval": step, "cutoff": (count_max + 1) * step}
+
+
+def connection_spec(user, peer, local):
+    """The `sshd -T -C` connection spec of one session, or None when the user name cannot be put in one."""
+    if not user or any(c in user for c in ",= \t\n\0"):
+        return None
+    spec = "user=%s,host=%s,addr=%s" % (user, peer[0], peer[0])
+    if local:
+        spec += ",laddr=%s,lport=%d" % (local[0], local[1])
+    return spec
+
+
+# ssh(1) options that take an argument (its getopt string), to find the destination
+_SSH_ARG_OPTIONS = set("BbcDEeFIiJLlmOoPpQRSWw")
+
+
+def ssh_destination(argv):
+    """(destination, options) of an ssh client's argv: the -o, -p, -l and -F it was given.
+
+    None for a multiplexing master ('ssh: PATH [mux]'), whose title lost its argv.
+    """
+    if not argv or os.path.basename(argv[0]) != "ssh":
+        return None
+    options, index = [], 1
+    while index < len(argv):
+        arg = argv[index]
+        if arg == "--":
+            index += 1
+            break
+        if not arg.startswith("-") or arg == "-":
+            break
+        pos = 1
+        while pos < len(arg):
+            flag = arg[pos]
+            if flag in _SSH_ARG_OPTIONS:
+                value = arg[pos + 1:]
+                if not value:
+                    index += 1
+                    value = argv[index] if index < len(argv) else None
+                if value is not None and flag in "oplF":
+                    options += ["-" + flag, value]
+                break
+            pos += 1
+        index += 1
+    if index >= len(argv):
+        return None
+    return argv[index], options
 
 
 def outbound_clients(processes, sockets):
-    """`ssh` client processes, each with its TCP connection when it has one."""
+    """`ssh` client processes (by their executable), each with its TCP connection when it has one."""
     clients = []
     for pid in sorted(processes):
         proc = processes[pid]
-        if proc["comm"] != "ssh" or proc["title"]["role"] is not None:
+        if proc["stuck"] or not _sshproc.is_ssh_client(proc):
             continue
-        conn = None
-        for inode in proc["sockets"]:
-            row = sockets.get(inode)
-            if row and row["state"] != "LISTEN":
-                conn = dict(row, inode=inode)
-                break
-        clients.append({"pid": pid, "uid": proc["uid"], "cmdline": proc["cmdline"],
-                        "starttime": proc["starttime"], "socket": conn})
+        clients.append({"pid": pid, "uid": proc["uid"], "cmdline": proc["cmdline"], "argv": proc["argv"],
+                        "starttime": proc["starttime"], "socket": _sshproc.first_connection([proc], sockets)})
     return clients
 
 
@@ -145,32 +191,56 @@ def ancestry(processes, pid):
     return chain
 
 
+def _key(conn):
+    """(peer address, peer port, local port) of an SSH_CONNECTION tuple."""
+    return conn[0], conn[1], conn[3]
+
+
+def live_connections(sessions, environ_of):
+    """The connections of the live sessions, and the uids of sessions whose connection is unknown.
+
+    A session's connection is its socket, else the SSH_CONNECTION of one of its
+    commands; with neither (sockets unreadable, no command) it is unknown.
+    """
+    live, unknown = set(), set()
+    for sess in sessions:
+        sock = sess.get("socket")
+        if sock:
+            live.add((_sshproc.unmap(sock["peer"][0]), sock["peer"][1], sock["local"][1]))
+            continue
+        conns = [ssh_connection(environ_of(p)) for p in sess["command_pids"][:3]]
+        conns = [c for c in conns if c]
+        if conns:
+            live.add(_key(conns[0]))
+        elif sess["authenticated"]:
+            unknown.add(sess["uid"])
+    return live, unknown
+
+
 def find_orphans(processes, sessions, environ_of, own_pids=()):
     """Processes of SSH sessions whose sshd is gone, one group per lost connection.
 
-    A process is one when its environment carries SSH_CONNECTION, no sshd
-    session process is among its ancestors, and no live session has that
-    connection's peer and ports.
+    A process is one when its environment carries SSH_CONNECTION, it is not
+    sshd's and not in a live session's tree, and that connection is known to
+    be gone: no live session has it. A user with a live session whose
+    connection is unknown has no orphans (they may be that session's).
     """
     in_session = set()
     for sess in sessions:
         in_session.update(sess["sshd_pids"])
         in_session.update(sess["command_pids"])
-    live = set()
-    for sess in sessions:
-        sock = sess.get("socket")
-        if sock:
-            live.add((sock["peer"][0], sock["peer"][1], sock["local"][1]))
+    live, unknown = live_connections(sessions, environ_of)
     excluded = in_session | set(own_pids)
     groups = {}
     for pid in sorted(processes):
         proc = processes[pid]
-        if pid in excluded or proc["title"]["role"] is not None or proc["state"] == "Z":
+        if (pid in excluded or proc["state"] in ("Z", "X") or proc["stuck"] or proc["uid"] in unknown
+                or proc.get("exe_readable") is None or _sshproc.is_sshd(proc)):
             continue
         if any(p in in_session for p in ancestry(processes, proc["ppid"])):
             continue
         conn = ssh_connection(environ_of(pid))
-        if conn is None or (conn[0], conn[1], conn[3]) in live:
+        if conn is None or _key(conn) in live:
             continue
         groups.setdefault(conn, []).append(pid)
     return [{"connection": conn, "pids": pids} for conn, pids in sorted(groups.items())]
@@ -218,27 +288,80 @@ def liveness(sock):
     }
 
 
-def classify(tcp, idle_seconds, limits, orphaned=False):
+def _stalled(tcp):
+    """Seconds this end's written data has waited with nothing more going out, or 0.
+
+    Data waits unacknowledged (a peer that does not acknowledge) or unsent
+    (a peer whose kernel advertises a zero window); either way a probe
+    written meanwhile waits behind it. A healthy stream sends all the time.
+    """
+    if not tcp["queued_bytes"] or tcp["last_data_sent_seconds"] is None:
+        return 0
+    return tcp["last_data_sent_seconds"]
+
+
+def may_be_unanswered(tcp):
+    """Whether this end spoke after the peer last did, by half a second or more, or its data waits unacknowledged.
+
+    The cheap test that decides whether a session's keepalive settings are
+    worth looking up (they cost an `sshd -T` or `ssh -G` run).
+    """
+    if not tcp or tcp["last_data_recv_seconds"] is None or tcp["last_data_sent_seconds"] is None:
+        return False
+    return tcp["last_data_recv_seconds"] - tcp["last_data_sent_seconds"] >= 0.5 or _stalled(tcp) >= 0.5
+
+
+def unanswered(tcp, alive, limit=None):
+    """Why the peer counts as unresponsive, or None.
+
+    Only evidence counts. This end asks (alive: its keepalive interval and
+    cut-off, None when it never asks), and its probe was either sent at least
+    half an interval after the peer last spoke and within the last two
+    intervals (a probe, not an echo, and still probing), or waits behind data
+    that has not moved for a whole interval; and the peer has been
+    silent past `limit` (default: the cut-off). A session that predates the
+    keepalive settings, or whose Match block turns them off, is never asked,
+    so never judged.
+    """
+    if not alive or not may_be_unanswered(tcp):
+        return None
+    silent, sent = tcp["last_data_recv_seconds"], tcp["last_data_sent_seconds"]
+    limit = limit or alive["cutoff"]
+    probed = silent - sent >= alive["interval"] / 2.0 and sent <= 2 * alive["interval"] + 1
+    if silent <= limit or not (probed or _stalled(tcp) >= alive["interval"]):
+        return None
+    return "asked every %s s, nothing received for %.1f s (limit %s s)" % (alive["interval"], silent, limit)
+
+
+def dead_transport(tcp, limits):
+    """Why the connection itself is dead, or None."""
+    backoff = tcp["backoff"] if tcp["backoff"] is not None else max(tcp["retransmits"] or 0, tcp["probes"] or 0)
+    last_ack = tcp["last_ack_recv_seconds"]
+    if tcp["unacked_segments"] and last_ack is not None and last_ack >= limits["unacked_timeout"]:
+        return "%d segments unacknowledged for %.1f s" % (tcp["unacked_segments"], last_ack)
+    if backoff > limits["max_backoff"]:
+        return ("backoff %d exceeds %d (retransmissions or zero-window probes unanswered)"
+                % (backoff, limits["max_backoff"]))
+    if tcp["state"] == "CLOSE_WAIT":
+        return "the peer closed the connection and sshd did not"
+    return None
+
+
+def classify(tcp, idle_seconds, limits, orphaned=False, alive=None):
     """Reasons a session is suspect, as (class, explanation) pairs, in CLASSES order.
 
     limits: unacked_timeout, max_backoff (dead_transport), unresponsive_timeout
-    (None: off), max_idle (None or 0: off).
+    (None: the peer's own cut-off), max_idle (None or 0: off). alive: see
+    unanswered().
     """
     reasons = []
     if tcp:
-        backoff = tcp["backoff"] if tcp["backoff"] is not None else max(tcp["retransmits"] or 0, tcp["probes"] or 0)
-        last_ack = tcp["last_ack_recv_seconds"]
-        if tcp["unacked_segments"] and last_ack is not None and last_ack >= limits["unacked_timeout"]:
-            reasons.append(("dead_transport", "%d segments unacknowledged for %.1f s" % (tcp["unacked_segments"], last_ack)))
-        elif backoff > limits["max_backoff"]:
-            reasons.append(("dead_transport", "backoff %d exceeds %d (retransmissions or zero-window probes unanswered)"
-                            % (backoff, limits["max_backoff"])))
-        elif tcp["state"] == "CLOSE_WAIT":
-            reasons.append(("dead_transport", "the peer closed the connection and sshd did not"))
-        silent = tcp["last_data_recv_seconds"]
-        limit = limits.get("unresponsive_timeout")
-        if limit and silent is not None and silent > limit:
-            reasons.append(("unresponsive_peer", "nothing received for %.1f s (limit %s s)" % (silent, limit)))
+        why = dead_transport(tcp, limits)
+        if why:
+            reasons.append(("dead_transport", why))
+        why = unanswered(tcp, alive, limits.get("unresponsive_timeout"))
+        if why:
+            reasons.append(("unresponsive_peer", why))
     max_idle = limits.get("max_idle")
     if max_idle and idle_seconds is not None and idle_seconds > max_idle:
         reasons.append(("idle", "idle for %d s (max_idle %d s)" % (idle_seconds, max_idle)))
@@ -247,21 +370,27 @@ def classify(tcp, idle_seconds, limits, orphaned=False):
     return reasons
 
 
+def _network(value):
+    """A CIDR network; an IPv4-mapped IPv6 one becomes the IPv4 network it maps."""
+    net = ipaddress.ip_network(value, strict=False)
+    if net.version == 6 and net.subnet_of(_MAPPED):
+        base = int(net.network_address) & 0xFFFFFFFF
+        net = ipaddress.ip_network((base, net.prefixlen - 96))
+    return net
+
+
 def peer_filter(networks):
     """A predicate over peer addresses for the `peers` option (an empty list admits all)."""
-    nets = [ipaddress.ip_network(n, strict=False) for n in networks]
+    nets = [_network(n) for n in networks]
 
     def admit(address):
         if not nets:
             return True
-        if address is None:
-            return False
         try:
-            ip = ipaddress.ip_address(address.split("%", 1)[0])
+            ip = ipaddress.ip_address(_sshproc.unmap(address))
         except ValueError:
             return False
-        mapped = getattr(ip, "ipv4_mapped", None)
-        return any(ip in net or (mapped is not None and mapped in net) for net in nets)
+        return any(ip in net for net in nets)
 
     return admit
 
@@ -271,10 +400,34 @@ def parse_networks(values):
     bad = []
     for value in values:
         try:
-            ipaddress.ip_network(value, strict=False)
-        except ValueError:
+            _network(value)
+        except (ValueError, TypeError):
             bad.append(value)
     return bad
+
+
+def input_problems(params, user_exists):
+    """What the argument spec cannot say about the module's input, one message per problem, each naming the parameter."""
+    problems = []
+    for name in ("grace", "scan_timeout"):
+        value = params.get(name)
+        if value is not None and (not math.isfinite(value) or not 0 <= value <= MAX_SECONDS):
+            problems.append("%s must be a number of seconds from 0 to %d, got %s" % (name, MAX_SECONDS, value))
+    for name in ("unacked_timeout", "max_backoff", "unresponsive_timeout", "max_idle"):
+        if params.get(name) is not None and params[name] < 0:
+            problems.append("%s must be 0 or more, got %s" % (name, params[name]))
+    bad = parse_networks(params.get("peers") or [])
+    if bad:
+        problems.append("peers: not a network in CIDR notation: %s" % ", ".join(map(repr, bad)))
+    for name in ("users", "exclude_users"):
+        values = params.get(name) or []
+        malformed = [u for u in values if not u or "\0" in u or "/" in u]
+        unknown = [u for u in values if u not in malformed and not user_exists(u)]
+        if malformed:
+            problems.append("%s: not a user name: %s" % (name, ", ".join(map(repr, malformed))))
+        if unknown:
+            problems.append("%s: no such user on this host: %s" % (name, ", ".join(unknown)))
+    return problems
 
 
 def admitted(user, peer_address, users, exclude_users, admit_peer):
@@ -293,20 +446,36 @@ class System(object):
 
     def __init__(self, root="/proc", dev="/dev"):
         self.root, self.dev = root, dev
-        self._names = {}
+        self._names, self._uids = {}, {}
 
     def environ(self, pid):
         return _read(os.path.join(self.root, str(pid), "environ"), "rb")
 
+    def cmdline(self, pid):
+        return _sshproc.read_cmdline(self.root, pid)
+
     def sessionid(self, pid):
         return read_sessionid(self.root, pid)
 
-    def tty_idle(self, tty, now):
-        # what w(1) shows: seconds since the terminal last saw input
+    def is_tty(self, st, tty_nr):
+        """Whether a stat result is the terminal device tty_nr names."""
+        return stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev((tty_nr >> 8) & 0xfff,
+                                                                      (tty_nr & 0xff) | ((tty_nr >> 12) & 0xfff00))
+
+    def tty_idle(self, tty_nr, now):
+        """What w(1) shows: seconds since the terminal last saw input.
+
+        The path comes from the kernel's device number, and the file found
+        there must be that device.
+        """
+        name = _sshproc.tty_name(tty_nr)
+        if not name:
+            return None
         try:
-            return max(0.0, now - os.stat(os.path.join(self.dev, tty)).st_atime)
+            st = os.stat(os.path.join(self.dev, name))
         except OSError:
             return None
+        return max(0.0, now - st.st_atime) if self.is_tty(st, tty_nr) else None
 
     def user_name(self, uid):
         if uid not in self._names:
@@ -316,6 +485,25 @@ class System(object):
             except (ImportError, KeyError, TypeError):
                 self._names[uid] = str(uid)
         return self._names[uid]
+
+    def uid_of(self, name):
+        if name not in self._uids:
+            try:
+                import pwd
+                self._uids[name] = pwd.getpwnam(name).pw_uid
+            except (ImportError, KeyError, TypeError, ValueError):
+                self._uids[name] = None
+        return self._uids[name]
+
+
+class NoKeepalives(object):
+    """Keepalive settings when none can be looked up: nobody asks, so nobody is unresponsive."""
+
+    def inbound(self, user, peer, local):
+        return None
+
+    def outbound(self, client):
+        return None
 
 
 def _clock(starttime, btime, clk_tck):
@@ -329,82 +517,103 @@ def _peer(sock):
             "local_address": sock["local"][0], "local_port": sock["local"][1]}
 
 
-def build_report(processes, sockets, system, now, btime, clk_tck, limits, self_pid, outbound=True,
-                 client_defaults=(0, 3), outbound_timeout=None):
-    """Every inbound session, outbound client and orphaned group, classified.
+def _commands(pids, processes, system):
+    return [{"pid": p, "cmdline": None if processes[p]["stuck"] else
+             (processes[p]["cmdline"] if processes[p]["cmdline"] is not None else system.cmdline(p))}
+            for p in pids]
 
-    Returns a list of entries (see the module's RETURN for their keys).
-    """
-    sessions = _sshproc.group_sessions(processes, sockets)
-    own = own_sessions(processes, sessions, self_pid, system.sessionid(self_pid), system.sessionid)
-    own_chain = ancestry(processes, self_pid)
+
+def _entry(kind, pid, starttime, user, ctx, tcp=None, sock=None, commands=(), **extra):
+    """The keys every entry has, with the defaults of an entry that is no inbound session."""
+    login = _clock(starttime, ctx["btime"], ctx["clk_tck"])
+    entry = {
+        "kind": kind, "pid": pid, "starttime": starttime, "user": user, "authenticated": True,
+        "tty": None, "ttys": [], "sshd_pids": [], "user_pid": None, "listener_pid": None,
+        "commands": list(commands), "login_time": login, "age_seconds": round(ctx["now"] - login, 1),
+        "idle_seconds": None, "recv_idle_seconds": tcp["last_data_recv_seconds"] if tcp else None,
+        "tcp": tcp, "self": False,
+    }
+    entry.update(_peer(sock))
+    entry.update(extra)
+    return entry
+
+
+def inbound_entries(ctx, sessions, own):
+    processes, system, limits = ctx["processes"], ctx["system"], ctx["limits"]
     entries = []
     for index, sess in enumerate(sessions):
-        idles = [system.tty_idle(t, now) for t in sess["ttys"]]
+        idles = [system.tty_idle(nr, ctx["now"]) for nr in sess["tty_nrs"]]
         idles = [i for i in idles if i is not None]
         tty_idle = min(idles) if idles else None
         tcp = liveness(sess["socket"])
-        login = _clock(sess["starttime"], btime, clk_tck)
-        entry = {
-            "kind": "inbound",
-            "pid": sess["monitor_pid"],
-            "starttime": sess["starttime"],
-            "user": sess["user"],
-            "authenticated": sess["authenticated"],
-            "tty": tty_label(sess["ttys"]),
-            "ttys": sess["ttys"],
-            "sshd_pids": sess["sshd_pids"],
-            "user_pid": sess["user_pid"],
-            "listener_pid": sess["listener_pid"],
-            "commands": [{"pid": p, "cmdline": processes[p]["cmdline"]} for p in sess["command_pids"]],
-            "login_time": login,
-            "age_seconds": round(now - login, 1),
-            "idle_seconds": None if tty_idle is None else int(tty_idle),
-            "recv_idle_seconds": tcp["last_data_recv_seconds"] if tcp else None,
-            "tcp": tcp,
-            "self": index in own,
-        }
-        entry.update(_peer(sess["socket"]))
+        entry = _entry("inbound", sess["monitor_pid"], sess["starttime"], sess["user"], ctx, tcp, sess["socket"],
+                       _commands(sess["command_pids"], processes, system),
+                       authenticated=sess["authenticated"], tty=tty_label(sess["ttys"]), ttys=sess["ttys"],
+                       sshd_pids=sess["sshd_pids"], user_pid=sess["user_pid"], listener_pid=sess["listener_pid"],
+                       idle_seconds=None if tty_idle is None else int(tty_idle), self=index in own)
+        alive = None
+        if sess["authenticated"] and sess["socket"] and may_be_unanswered(tcp):
+            alive = ctx["keepalives"].inbound(sess["user"], sess["socket"]["peer"], sess["socket"]["local"])
         # the tty's input time where there is one, else the socket's silence
-        entry["_reasons"] = classify(tcp, tty_idle if tty_idle is not None else entry["recv_idle_seconds"], limits)
+        entry["_reasons"] = classify(tcp, tty_idle if tty_idle is not None else entry["recv_idle_seconds"],
+                                     limits, alive=alive)
         entries.append(entry)
-    if outbound:
-        for client in outbound_clients(processes, sockets):
-            tcp = liveness(client["socket"])
-            login = _clock(client["starttime"], btime, clk_tck)
-            entry = {
-                "kind": "outbound", "pid": client["pid"], "starttime": client["starttime"],
-                "user": system.user_name(client["uid"]), "authenticated": True, "tty": None, "ttys": [],
-                "sshd_pids": [], "user_pid": None, "listener_pid": None,
-                "commands": [{"pid": client["pid"], "cmdline": client["cmdline"]}],
-                "login_time": login, "age_seconds": round(now - login, 1), "idle_seconds": None,
-                "recv_idle_seconds": tcp["last_data_recv_seconds"] if tcp else None,
-                "tcp": tcp, "self": client["pid"] in own_chain,
-            }
-            entry.update(_peer(client["socket"]))
-            # a server's silence means something only to a client that asks (ServerAlive)
-            alive = server_alive(client["cmdline"], client_defaults)
-            entry["_reasons"] = classify(tcp, None, dict(limits, max_idle=None,
-                                                         unresponsive_timeout=outbound_limit(alive, outbound_timeout)))
-            entries.append(entry)
+    return entries
+
+
+def outbound_entries(ctx, own_chain):
+    entries = []
+    for client in outbound_clients(ctx["processes"], ctx["sockets"]):
+        tcp = liveness(client["socket"])
+        entry = _entry("outbound", client["pid"], client["starttime"], ctx["system"].user_name(client["uid"]), ctx,
+                       tcp, client["socket"], [{"pid": client["pid"], "cmdline": client["cmdline"]}],
+                       self=client["pid"] in own_chain)
+        # a server's silence means something only to a client that asks (ServerAlive)
+        alive = ctx["keepalives"].outbound(client) if may_be_unanswered(tcp) else None
+        entry["_reasons"] = classify(tcp, None, dict(ctx["limits"], max_idle=None), alive=alive)
+        entries.append(entry)
+    return entries
+
+
+def orphan_entries(ctx, sessions, own_chain):
+    processes, system = ctx["processes"], ctx["system"]
+    entries = []
     for group in find_orphans(processes, sessions, system.environ, own_chain):
         first = processes[group["pids"][0]]
-        login = _clock(first["starttime"], btime, clk_tck)
-        entry = {
-            "kind": "orphaned", "pid": first["pid"], "starttime": first["starttime"],
-            "user": system.user_name(first["uid"]), "authenticated": True, "tty": None, "ttys": [],
-            "sshd_pids": [], "user_pid": None, "listener_pid": None,
-            "commands": [{"pid": p, "cmdline": processes[p]["cmdline"]} for p in group["pids"]],
-            "login_time": login, "age_seconds": round(now - login, 1), "idle_seconds": None,
-            "recv_idle_seconds": None, "tcp": None, "self": False,
-            "peer_address": group["connection"][0], "peer_port": group["connection"][1],
-            "local_address": group["connection"][2], "local_port": group["connection"][3],
-        }
-        entry["_reasons"] = classify(None, None, limits, orphaned=True)
+        conn = group["connection"]
+        entry = _entry("orphaned", first["pid"], first["starttime"], system.user_name(first["uid"]), ctx,
+                       commands=_commands(group["pids"], processes, system),
+                       peer_address=conn[0], peer_port=conn[1], local_address=conn[2], local_port=conn[3])
+        entry["_reasons"] = classify(None, None, ctx["limits"], orphaned=True)
         entries.append(entry)
+    return entries
+
+
+def build_report(processes, sockets, system, now, btime, clk_tck, limits, self_pid, outbound=True,
+                 keepalives=None, orphans=True):
+    """Every inbound session, outbound client and orphaned group, classified.
+
+    keepalives: an object like NoKeepalives that says how each side probes
+    its peer (the module looks it up with `sshd -T -C` and `ssh -G`).
+    orphans: False when the scan was incomplete, since then a live session
+    may have been missed. Returns a list of entries (see the module's RETURN
+    for their keys) with private '_reasons' and '_starts'.
+    """
+    ctx = {"processes": processes, "sockets": sockets, "system": system, "now": now, "btime": btime,
+           "clk_tck": clk_tck, "limits": limits, "keepalives": keepalives or NoKeepalives()}
+    sessions = _sshproc.group_sessions(processes, sockets, system.uid_of)
+    own = own_sessions(processes, sessions, self_pid, system.sessionid(self_pid), system.sessionid)
+    own_chain = ancestry(processes, self_pid)
+    entries = inbound_entries(ctx, sessions, own)
+    if outbound:
+        entries += outbound_entries(ctx, own_chain)
+    if orphans:
+        entries += orphan_entries(ctx, sessions, own_chain)
     for entry in entries:
         pids = entry["sshd_pids"] + [c["pid"] for c in entry["commands"]]
-        entry["_starts"] = {p: processes[p]["starttime"] for p in pids if p in processes}
+        # a process that holds a listening socket is never signalled
+        entry["_starts"] = {p: processes[p]["starttime"] for p in pids
+                            if p in processes and not processes[p]["listening"]}
     return entries
 
 
@@ -414,16 +623,17 @@ def public(entry):
 
 
 def finish(entries, hung_when, users=(), exclude_users=(), peers=()):
-    """Apply the filters and decide `hung`: the listed entries, and those kill would end."""
+    """Apply the filters and decide `hung`: new entries, the listed ones (the input is left as it was)."""
     admit_peer = peer_filter(peers)
     listed = []
     for entry in entries:
         if not admitted(entry["user"], entry["peer_address"], users, exclude_users, admit_peer):
             continue
-        reasons = entry.pop("_reasons")
-        entry["reasons"] = [name for name, _detail in reasons]
-        entry["why"] = [detail for _name, detail in reasons]
+        reasons = entry["_reasons"]
+        done = {k: v for k, v in entry.items() if k != "_reasons"}
+        done["reasons"] = [name for name, _detail in reasons]
+        done["why"] = [detail for _name, detail in reasons]
         # the module's own session and sessions still authenticating are never ended
-        entry["hung"] = bool(set(entry["reasons"]) & set(hung_when)) and not entry["self"] and entry["authenticated"]
-        listed.append(entry)
+        done["hung"] = bool(set(done["reasons"]) & set(hung_when)) and not done["self"] and done["authenticated"]
+        listed.append(done)
     return listed

@@ -21,12 +21,8 @@ from ansible_collections.hangup.ssh.plugins.module_utils import _sshproc
 
 def starttime_of(root, pid):
     """The start time of a live (non-zombie) process, or None."""
-    try:
-        with open(os.path.join(root, str(pid), "stat")) as f:
-            stat = _sshproc.parse_stat(f.read())
-    except (IOError, OSError, ValueError, IndexError):
-        return None
-    return None if stat["state"] in ("Z", "X") else stat["starttime"]
+    stat = _sshproc.read_stat(root, pid)
+    return None if stat is None or stat["state"] in ("Z", "X") else stat["starttime"]
 
 
 def is_running(root, target):

@@ -16,6 +16,8 @@ import os
 import socket
 import struct
 
+from ansible_collections.hangup.ssh.plugins.module_utils import _sshproc
+
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
 NLM_F_REQUEST = 0x01
@@ -57,10 +59,7 @@ def build_request(family, states=1 << TCP_ESTABLISHED, seq=1):
 def _address(family, raw, port):
     if family == socket.AF_INET:
         return socket.inet_ntop(socket.AF_INET, raw[:4]), port
-    ip = socket.inet_ntop(socket.AF_INET6, raw)
-    if ip.startswith("::ffff:") and "." in ip:
-        ip = ip[len("::ffff:"):]
-    return ip, port
+    return _sshproc.unmap(socket.inet_ntop(socket.AF_INET6, raw)), port
 
 
 def parse_tcp_info(raw):
@@ -114,7 +113,7 @@ def parse_reply(data):
 
 
 def dump(families=(socket.AF_INET, socket.AF_INET6), states=1 << TCP_ESTABLISHED, timeout=5.0):
-    """Established TCP sockets of this network namespace, from the kernel, keyed by inode."""
+    """TCP sockets of this network namespace in `states` (a bit mask), from the kernel, keyed by inode."""
     result = {}
     try:
         sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG)

@@ -1,15 +1,21 @@
 # -*- coding: utf-8 -*-
 # Copyright: hangup.ssh contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Pure parsing of what /proc says about SSH processes and their TCP sockets.
+"""What /proc says about SSH processes and their TCP sockets.
 
-Nothing here reads the live system: callers pass text in (or a /proc-like root
-to read_process), so all of it is unit-tested on tables recorded from
-OpenSSH 8.4, 9.2 and 10.0.
+Parsing is pure; read_stat and read_process read a /proc-like root they are
+given, so all of it is unit-tested on tables recorded from OpenSSH 8.4, 9.2
+and 10.0.
+
+Titles are never trusted alone: any user can `exec -a 'sshd: root@pts/0'`. A
+process is sshd's only when the kernel says so (its executable), and a session
+is built from the process tree, uids and held ttys; titles only name a
+verified process's user and ttys, and each is checked against the kernel.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import socket
@@ -25,6 +31,10 @@ _USER_TTY = re.compile(r"^(?P<user>[^\s@]+)@(?P<ttys>\S+)$")
 # a session with no channel open yet, or only forwardings (`ssh -N`)
 _USER_ONLY = re.compile(r"^(?P<user>[^\s@\[]+)$")
 _USER_TAG = re.compile(r"^(?P<user>[^\s@\[]+)\s+\[(?P<tag>[a-z]+)\]$")
+# the names sshd's executables have; a title is not one of these facts
+SSHD_FAMILY = ("sshd", "sshd-session", "sshd-auth")
+# ttys a title may name: what devpts and the virtual consoles are called
+_TTY_NAME = re.compile(r"^(pts/\d+|tty\d+)$")
 _LISTENER = re.compile(r"\[listener\]|^/\S*sshd(\s|$)")
 
 TCP_STATES = {
@@ -61,7 +71,8 @@ def classify_title(cmdline):
         return {"role": "user", "user": bare.group("user"), "ttys": []}
     tagged = _USER_TAG.match(rest)
     if tagged:
-        role = "monitor" if tagged.group("tag") == "priv" else "preauth"
+        # "[priv]" until 10.4, "[postauth]" since 10.5; a monitor says nothing of authentication
+        role = "preauth" if tagged.group("tag") in ("net", "preauth") else "monitor"
         return {"role": role, "user": tagged.group("user"), "ttys": []}
     # "unknown [preauth]", "10.0.0.1 port 5555 [preauth]" and the like
     return {"role": "preauth", "user": None, "ttys": []}
@@ -84,12 +95,35 @@ def parse_stat(text):
     }
 
 
+def read_stat(root, pid):
+    """parse_stat of one process under a /proc-like root, or None once it is gone.
+
+    stat never takes the target's memory lock, so it is safe on a process
+    stuck in D state (cmdline and environ are not).
+    """
+    try:
+        with open(os.path.join(root, str(pid), "stat")) as f:
+            return parse_stat(f.read())
+    except (IOError, OSError, ValueError, IndexError):
+        return None
+
+
 def parse_status_uid(text):
     """Real uid from /proc/PID/status."""
     for line in text.splitlines():
         if line.startswith("Uid:"):
             return int(line.split()[1])
     return None
+
+
+def unmap(address):
+    """An IPv6 address as sockets and SSH_CONNECTION may both name it: IPv4-mapped as IPv4, no scope."""
+    if address is None:
+        return None
+    address = address.split("%", 1)[0]
+    if address.lower().startswith("::ffff:") and "." in address:
+        return address[len("::ffff:"):]
+    return address
 
 
 def _hex_address(text):
@@ -100,9 +134,7 @@ def _hex_address(text):
     else:
         # /proc prints IPv6 as four host-order 32-bit words
         words = struct.unpack(">4I", raw)
-        ip = socket.inet_ntop(socket.AF_INET6, struct.pack("<4I", *words))
-        if ip.startswith("::ffff:") and "." in ip:
-            ip = ip[len("::ffff:"):]
+        ip = unmap(socket.inet_ntop(socket.AF_INET6, struct.pack("<4I", *words)))
     return ip, int(port, 16)
 
 
@@ -143,35 +175,131 @@ def socket_inodes(fd_links):
     return inodes
 
 
+def exe_name(exe):
+    """The file name of /proc/PID/exe's target ('/usr/sbin/sshd (deleted)' after an upgrade -> 'sshd')."""
+    if not exe:
+        return None
+    if exe.endswith(" (deleted)"):
+        exe = exe[:-len(" (deleted)")]
+    return os.path.basename(exe)
+
+
+def is_sshd(proc):
+    """Whether the kernel says the process runs one of sshd's executables.
+
+    /proc/PID/exe is readable only with ptrace access (root, or the same user).
+    Where it is not, a root-owned process is taken by its kernel name (comm),
+    which only root can set; anything else unverifiable is not sshd's.
+    """
+    name = exe_name(proc.get("exe"))
+    if name is not None:
+        return name in SSHD_FAMILY
+    return proc.get("exe_readable") is False and proc["uid"] == 0 and proc["comm"] in SSHD_FAMILY
+
+
+def is_ssh_client(proc):
+    """An `ssh` client by its executable (unreadable ones are other users': not ours to judge)."""
+    return exe_name(proc.get("exe")) == "ssh"
+
+
+def read_argv(root, pid):
+    """A process's argv (a retitled process has one element), or None (gone, or unreadable)."""
+    try:
+        with open(os.path.join(root, str(pid), "cmdline"), "rb") as f:
+            raw = f.read().decode("utf-8", "replace")
+    except (IOError, OSError):
+        return None
+    return [arg for arg in raw.rstrip("\0").split("\0")] if raw.strip("\0") else []
+
+
+def read_cmdline(root, pid):
+    """A process's command line with NULs as spaces, or None (gone, or unreadable)."""
+    argv = read_argv(root, pid)
+    return None if argv is None else " ".join(argv).strip()
+
+
 def read_process(root, pid):
     """One process from a /proc-like root, or None when it vanished meanwhile.
 
-    Adds 'title' (classify_title); the socket fds are listed only for sshd's
-    processes and ssh clients, the only ones whose sockets matter.
+    Reads stat first and nothing else of a process in D state ('stuck': its
+    cmdline would hang the reader). For sshd's and ssh's processes it adds the
+    command line, 'title' (classify_title) and the socket inodes; other
+    processes get cmdline None, read later only if the report needs it.
     """
+    stat = read_stat(root, pid)
+    if stat is None:
+        return None
     base = os.path.join(root, str(pid))
+    stat.update(uid=None, exe=None, exe_readable=False, argv=None, cmdline=None, sockets=[], listening=False,
+                stuck=stat["state"] == "D", title={"role": None, "user": None, "ttys": []})
     try:
-        with open(os.path.join(base, "stat")) as f:
-            stat = parse_stat(f.read())
-        with open(os.path.join(base, "cmdline"), "rb") as f:
-            cmdline = f.read().decode("utf-8", "replace").replace("\0", " ").strip()
         with open(os.path.join(base, "status")) as f:
-            uid = parse_status_uid(f.read())
+            stat["uid"] = parse_status_uid(f.read())
     except (IOError, OSError, ValueError, IndexError):
         return None
-    title = classify_title(cmdline)
+    try:
+        stat["exe"], stat["exe_readable"] = os.readlink(os.path.join(base, "exe")), True
+    except OSError as exc:
+        # ENOENT: a kernel thread or a zombie; EACCES: no ptrace access to it
+        stat["exe_readable"] = None if exc.errno == errno.ENOENT else False
+    if stat["stuck"] or not (is_sshd(stat) or is_ssh_client(stat)):
+        return stat
+    stat["argv"] = read_argv(root, pid) or []
+    stat["cmdline"] = " ".join(stat["argv"]).strip()
+    stat["title"] = classify_title(stat["cmdline"]) if is_sshd(stat) else stat["title"]
     links = []
-    if title["role"] is not None or stat["comm"] == "ssh":
-        try:
-            for fd in os.listdir(os.path.join(base, "fd")):
-                try:
-                    links.append(os.readlink(os.path.join(base, "fd", fd)))
-                except OSError:
-                    continue
-        except OSError:
-            pass
-    stat.update(cmdline=cmdline, uid=uid, sockets=socket_inodes(links), title=title)
+    try:
+        for fd in os.listdir(os.path.join(base, "fd")):
+            try:
+                links.append(os.readlink(os.path.join(base, "fd", fd)))
+            except OSError:
+                continue
+    except OSError:
+        pass
+    stat["sockets"] = socket_inodes(links)
     return stat
+
+
+def tty_name(tty_nr):
+    """The name of a controlling tty from its device number (stat's tty_nr), or None."""
+    major = (tty_nr >> 8) & 0xfff
+    minor = (tty_nr & 0xff) | ((tty_nr >> 12) & 0xfff00)
+    if 136 <= major <= 143:
+        return "pts/%d" % ((major - 136) * 256 + minor)
+    if major == 4 and 0 < minor < 64:
+        return "tty%d" % minor
+    return None
+
+
+def first_connection(proc_list, sockets):
+    """The first connected (not listening) socket held by any of the processes, with its inode."""
+    for proc in proc_list:
+        for inode in proc["sockets"]:
+            row = sockets.get(inode)
+            if row and row["state"] != "LISTEN":
+                return dict(row, inode=inode)
+    return None
+
+
+def mark_listeners(processes, sockets):
+    """Flag every process that holds a LISTEN socket; returns the sshd listeners' pids.
+
+    The listener is known by its socket, not its title (a listener started
+    with a short argv has a title like a session's). Only where none of its
+    sockets can be seen (another network namespace, fds unreadable) does a
+    root sshd process that init started count as one by its title.
+    """
+    listeners = set()
+    for proc in processes.values():
+        rows = [sockets[i] for i in proc["sockets"] if i in sockets]
+        proc["listening"] = any(row["state"] == "LISTEN" for row in rows)
+        if proc["uid"] != 0 or not is_sshd(proc):
+            continue
+        parent = processes.get(proc["ppid"])
+        unseen = not rows and proc["title"]["role"] == "listener" and (parent is None or not is_sshd(parent))
+        if proc["listening"] or unseen:
+            listeners.add(proc["pid"])
+    return listeners
 
 
 def _children(processes):
@@ -190,49 +318,86 @@ def _descendants(kids, pid):
     return sorted(out)
 
 
-def group_sessions(processes, sockets):
+def _is_root(processes, listeners, proc):
+    """Whether proc is the topmost process of one connection: root's sshd, forked by the listener.
+
+    After an sshd restart its parent is init (or a subreaper); then only its
+    own title tells it from `sshd -T` and the like.
+    """
+    if proc["uid"] != 0 or proc["pid"] in listeners or proc["listening"] or not is_sshd(proc):
+        return False
+    if proc["ppid"] in listeners:
+        return True
+    parent = processes.get(proc["ppid"])
+    return (parent is None or not is_sshd(parent)) and proc["title"]["role"] in ("monitor", "user", "preauth")
+
+
+def _user_process(root, children, uid_of):
+    """The process that serves the authenticated user: a child of the monitor, or the root itself.
+
+    A child counts when it is sshd's (not sshd-auth), its title names a user
+    and that user's uid is the child's uid (a pre-auth child runs as the
+    privilege separation user, whatever its title says). A root login has no
+    child before 9.8: the root process itself then names root.
+    """
+    for child in children:
+        title = child["title"]
+        if (is_sshd(child) and exe_name(child.get("exe")) != "sshd-auth" and title["role"] == "user"
+                and uid_of(title["user"]) == child["uid"]):
+            return child
+    title = root["title"]
+    if title["role"] == "user" and uid_of(title["user"]) == root["uid"] == 0:
+        return root
+    return None
+
+
+def _held_ttys(title_ttys, holders):
+    """The title's ttys that some process of the session holds as its controlling tty: [(name, tty_nr)]."""
+    held = {}
+    for proc in holders:
+        name = tty_name(proc["tty_nr"]) if proc["tty_nr"] else None
+        if name:
+            held[name] = proc["tty_nr"]
+    return [(name, held[name]) for name in title_ttys if _TTY_NAME.match(name) and name in held]
+
+
+def group_sessions(processes, sockets, uid_of, listeners=None):
     """Inbound SSH connections from a process table and a TCP table.
 
-    processes: {pid: read_process() dict, with 'title' = classify_title() added}
-    sockets: {inode: parse_proc_net_tcp() row}
-    Each connection is rooted at the topmost sshd session process: the
-    privileged monitor, or (root logins before 9.8, and pre-auth) the only
-    process. Its parent is the listener, or init once sshd was restarted.
-    Returns one dict per connection, sorted by root pid.
+    processes: {pid: read_process() dict}; sockets: {inode: TCP row};
+    uid_of: user name -> uid or None. Each connection is rooted at root's
+    sshd process forked by the listener (the monitor, or the only process of a
+    root login before 9.8, or a pre-auth connection); its sshd processes are
+    it and its direct sshd children. It is authenticated only when a user
+    process (see _user_process) exists. Returns one dict per connection,
+    sorted by root pid.
     """
+    if listeners is None:
+        listeners = mark_listeners(processes, sockets)
     kids = _children(processes)
-    session_roles = ("monitor", "user", "preauth")
-
-    def is_session(pid):
-        return pid in processes and processes[pid]["title"]["role"] in session_roles
-
     sessions = []
-    for root in sorted(p for p in processes if is_session(p) and not is_session(processes[p]["ppid"])):
-        root_proc = processes[root]
-        parent = processes.get(root_proc["ppid"])
-        tree = _descendants(kids, root)
-        sshd_pids = [root] + [p for p in tree if is_session(p)]
-        user_procs = [processes[p] for p in sshd_pids if processes[p]["title"]["role"] == "user"]
-        titled = user_procs[0] if user_procs else root_proc
-        conn = None
-        for pid in sshd_pids:
-            for inode in processes[pid]["sockets"]:
-                row = sockets.get(inode)
-                if row and row["state"] != "LISTEN":
-                    conn = dict(row, inode=inode)
-                    break
-            if conn:
-                break
+    for pid in sorted(p for p in processes if _is_root(processes, listeners, processes[p])):
+        root = processes[pid]
+        children = [processes[c] for c in sorted(kids.get(pid, ())) if is_sshd(processes[c])
+                    and not processes[c]["listening"]]
+        user_proc = _user_process(root, children, uid_of)
+        sshd = [root] + children
+        sshd_pids = [p["pid"] for p in sshd]
+        commands = [c for c in _descendants(kids, pid) if c not in sshd_pids]
+        ttys = _held_ttys(user_proc["title"]["ttys"], [processes[c] for c in commands]) if user_proc else []
         sessions.append({
-            "listener_pid": parent["pid"] if parent and parent["title"]["role"] == "listener" else None,
-            "monitor_pid": root,
-            "user_pid": user_procs[0]["pid"] if user_procs else None,
+            "listener_pid": root["ppid"] if root["ppid"] in listeners else None,
+            "monitor_pid": pid,
+            "user_pid": user_proc["pid"] if user_proc else None,
+            "uid": user_proc["uid"] if user_proc else None,
             "sshd_pids": sshd_pids,
-            "command_pids": [p for p in tree if p not in sshd_pids],
-            "user": titled["title"]["user"],
-            "ttys": titled["title"]["ttys"],
-            "authenticated": root_proc["title"]["role"] != "preauth",
-            "starttime": root_proc["starttime"],
-            "socket": conn,
+            "command_pids": commands,
+            # before authentication the title's user is only what the client asked for
+            "user": (user_proc or root)["title"]["user"],
+            "ttys": [name for name, _nr in ttys],
+            "tty_nrs": [nr for _name, nr in ttys],
+            "authenticated": user_proc is not None,
+            "starttime": root["starttime"],
+            "socket": first_connection(sshd, sockets),
         })
     return sessions

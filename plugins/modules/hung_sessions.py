@@ -19,7 +19,16 @@ description:
     C(dead_transport) applies; RV(liveness_source) says which was used.
   - Classifies each entry (see O(hung_when)) and, with O(kill=true), ends the hung ones; never the session the module
     itself runs over (found through process ancestry and the audit session id, which both survive C(become) and
-    ControlPersist), never the C(sshd) listener, never a process that is not part of an SSH session.
+    ControlPersist), never a process that holds a listening socket (the C(sshd) listener), never a process that is
+    not part of an SSH session, never a connection that has not authenticated.
+  - Process titles are never trusted, since any user can give a process the title of root's C(sshd) session with
+    C(exec -a). A process is
+    C(sshd)'s only when its executable (C(/proc/PID/exe)) is C(sshd), C(sshd-session) or C(sshd-auth); a connection is
+    rooted at root's C(sshd) process forked by the listener (known by its listening socket); it is authenticated only
+    when a child of it runs as the user its title names (or, for root logins before OpenSSH 9.8, the root process
+    itself names root); and a tty counts only when a process of the session holds it as its controlling tty. So the
+    C(USER [priv]) title a monitor takes before authentication, and the C(USER [postauth]) of OpenSSH 10.5, change
+    nothing.
   - Run as root to see every session; as another user it sees and ends only what that user may signal.
   - The role C(hangup.ssh.keepalive) makes sshd and ssh drop dead peers by themselves; this module finds what is
     still hung, for example sessions opened before the role was applied, which keep the old settings.
@@ -48,7 +57,7 @@ options:
     type: bool
     default: false
   grace:
-    description: Seconds between C(SIGTERM) and C(SIGKILL).
+    description: Seconds between C(SIGTERM) and C(SIGKILL), from 0 to 3600.
     type: float
     default: 5
   hung_when:
@@ -57,9 +66,14 @@ options:
         RV(sessions[].reasons) whatever this says.
       - V(dead_transport) sent data stayed unacknowledged for O(unacked_timeout) seconds, or the retransmission or
         zero-window backoff exceeds O(max_backoff), or the peer closed the connection and C(sshd) did not.
-      - V(unresponsive_peer) nothing was received for longer than O(unresponsive_timeout). For an outbound client this
-        applies only when it sends keepalives (C(ServerAliveInterval) in its C(-o) options or the system-wide
-        C(ssh_config)); without O(unresponsive_timeout) its own C(ServerAlive) cut-off is used.
+      - V(unresponsive_peer) the peer was asked and did not answer. Only evidence counts, read from the kernel's
+        C(tcp_info) of the connection. This end sends keepalives to that peer, it sent data (a probe) at least half an
+        interval after the last data it received and within the last two intervals, and nothing was received for
+        longer than O(unresponsive_timeout) (default, that session's own cut-off). Inbound, the keepalive settings
+        are those C(sshd -T -C user=...,addr=...) gives for the session (so C(Match) blocks count); outbound, those
+        C(ssh -G) gives for the client's destination, run as the client's own user. A session that predates the
+        keepalive settings (sshd reloaded since) or that a C(Match) block exempts is never probed, so never
+        V(unresponsive_peer).
       - V(idle) the tty saw no input (sessions without a tty, the socket no data) for longer than O(max_idle).
       - V(orphaned) processes of a session whose C(sshd) is gone (they carry its C(SSH_CONNECTION)); a program a user
         deliberately left running after logout looks the same, so this is not on by default.
@@ -79,13 +93,12 @@ options:
     default: 6
   unresponsive_timeout:
     description:
-      - Seconds without any data from the client after which an inbound session counts as unresponsive.
-      - Defaults to the effective C(ClientAlive) cut-off read from C(sshd -T) (ClientAliveInterval times
-        ClientAliveCountMax plus one interval, doubled on OpenSSH 9.2 to 9.4, which probe at twice the interval).
-        When C(ClientAliveInterval) is 0 the server never asks, a frozen client looks exactly like an idle one, and
-        this class is off unless set here.
-      - Use a value above the effective C(ClientAliveInterval) probe period, since an idle healthy client only speaks
-        when probed.
+      - Seconds without any data from a peer that was asked (see V(unresponsive_peer) in O(hung_when)) after which it
+        counts as unresponsive.
+      - Defaults to each session's own cut-off (C(ClientAliveInterval) times C(ClientAliveCountMax) plus one interval,
+        doubled on OpenSSH 9.2 to 9.4, whose C(sshd) probes at twice the interval, read from the C(sshd) binary's
+        version). When C(sshd) never asks a session (C(ClientAliveInterval 0), for all or in a C(Match) block), a
+        frozen client looks exactly like an idle one, and this class never applies to it, whatever is set here.
     type: int
   max_idle:
     description: Seconds of idleness after which an entry is classified V(idle); 0 turns the class off.
@@ -107,15 +120,33 @@ options:
     elements: str
     default: []
   outbound:
-    description: Also list outbound C(ssh) client processes (and end hung ones with O(kill=true)).
+    description: Also list outbound C(ssh) client processes, known by their executable (and end hung ones with
+      O(kill=true)).
     type: bool
     default: true
+  scan_timeout:
+    description:
+      - Seconds the scan of C(/proc) may take. Processes not read by then are listed in RV(not_read) and never
+        signalled, and orphans are not looked for (a live session may have been missed).
+      - Processes in D state (uninterruptible sleep, for example on a dead NFS mount) are never read beyond
+        C(/proc/PID/stat), whose reading cannot hang; they are listed in RV(not_read) too.
+    type: float
+    default: 10
 notes:
   - Only connections in the module's network namespace have TCP facts; sessions of containers on the host are seen
     through C(/proc) but their sockets are not.
-  - Inside a container without C(CAP_SYS_PTRACE), root cannot read the file descriptors of the non-dumpable C(sshd)
-    processes of non-root sessions, so those entries have no peer or TCP facts and are never V(dead_transport).
+  - Inside a container without C(CAP_SYS_PTRACE), root cannot read the executable or the file descriptors of the
+    non-dumpable C(sshd) processes of non-root sessions, so those sessions cannot be shown to be authenticated, are
+    listed as not authenticated and are never ended.
   - In check mode C(changed) says whether O(kill=true) would end something.
+  - Not root, the module cannot run C(sshd -T) for the sessions or C(ssh -G) as other users; it says so with a warning
+    and RV(unresponsive_off) names what V(unresponsive_peer) is off for.
+  - A multiplexing master (C(ssh -M)) retitles itself and loses its options; its keepalive settings are looked up for
+    its peer's address, so a C(Host) block that names the host by an alias does not apply to it.
+  - A probe is recognised by the timing of what was sent, not its content. A session that C(sshd) does not probe
+    (it predates the settings) but that prints output every few seconds to a client with nothing to say has the
+    same timing when the settings now in force would probe it; end such sessions' doubt with O(exclude_users) or
+    O(peers).
 seealso:
   - module: ansible.builtin.command
 """
@@ -148,10 +179,22 @@ liveness_source:
   type: str
   sample: sock_diag
 unresponsive_timeout:
-  description: The O(unresponsive_timeout) in effect (given, or derived from C(sshd -T)); null when the class is off.
+  description: The O(unresponsive_timeout) given; null when each session's own cut-off applies.
   returned: always
   type: int
   sample: 33
+unresponsive_off:
+  description: What V(unresponsive_peer) could not be judged for, and why (also given as a warning).
+  returned: always
+  type: dict
+  sample: {"inbound sessions": "`sshd -T` could not be read (not root)"}
+not_read:
+  description: Processes not read beyond their C(stat), with the reason (D state, or O(scan_timeout) reached). They
+    are never signalled.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"pid": 4242, "reason": "in D state (uninterruptible): only stat was read"}]
 sessions:
   description: Every entry found after the filters, inbound sessions first, then outbound clients and orphans.
   returned: always
@@ -172,7 +215,8 @@ sessions:
       type: int
       sample: 633791
     user:
-      description: The user the session is for (C(unknown) or null before authentication).
+      description: The user the session is for, the uid of its C(sshd) child; before authentication, the name the
+        client asked for (C(unknown) or null when none yet).
       type: str
       sample: svc.backup-01
     authenticated:
@@ -180,7 +224,8 @@ sessions:
       type: bool
       sample: true
     tty:
-      description: The ttys as C(w) shows them (C(pts/0,pts/1) when multiplexed), C(notty), or null (not inbound).
+      description: The ttys as C(w) shows them (C(pts/0,pts/1) when multiplexed), C(notty), or null (not inbound). Only
+        ttys a process of the session holds as its controlling tty are listed.
       type: str
       sample: pts/0
     ttys:
@@ -202,7 +247,7 @@ sessions:
       type: int
       sample: 15
     commands:
-      description: The processes running in the session, with their command lines.
+      description: The processes running in the session, with their command lines (null for a process in D state).
       type: list
       elements: dict
       sample: [{"pid": 4218, "cmdline": "-bash"}]
@@ -332,6 +377,7 @@ failed_to_kill:
 
 import os
 import pwd
+import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -350,65 +396,137 @@ ARGUMENT_SPEC = dict(
     exclude_users=dict(type="list", elements="str", default=[]),
     peers=dict(type="list", elements="str", default=[]),
     outbound=dict(type="bool", default=True),
+    scan_timeout=dict(type="float", default=10),
 )
-NON_NEGATIVE = ("grace", "unacked_timeout", "max_backoff", "unresponsive_timeout", "max_idle")
+# a lookup (sshd -T, ssh -G) that takes longer is abandoned: the class is then off for that entry;
+# all lookups together stop after LOOKUP_BUDGET, so many sessions or hanging user configs cannot stall the task
+LOOKUP_TIMEOUT = 5
+LOOKUP_BUDGET = 30
 
 
-def check_input(module):
-    """What the argument spec cannot say; fails naming the parameter, before anything else runs."""
-    params = module.params
-    for name in NON_NEGATIVE:
-        if params[name] is not None and params[name] < 0:
-            module.fail_json(msg="%s must be 0 or more, got %s" % (name, params[name]))
-    bad = _hung.parse_networks(params["peers"])
-    if bad:
-        module.fail_json(msg="peers: not a network in CIDR notation: %s" % ", ".join(bad))
-    for name in ("users", "exclude_users"):
-        unknown = []
-        for user in params[name]:
-            try:
-                pwd.getpwnam(user)
-            except KeyError:
-                unknown.append(user)
-        if unknown:
-            module.fail_json(msg="%s: no such user on this host: %s" % (name, ", ".join(unknown)))
-
-
-def client_alive_cutoff(module):
-    """The latest moment sshd drops a silent client, from `sshd -T`; None when it never does or cannot be read."""
-    sshd = module.get_bin_path("sshd", opt_dirs=["/usr/sbin", "/usr/local/sbin"])
-    if not sshd:
-        return None
-    rc, out, _err = module.run_command([sshd, "-T"], environ_update={"LC_ALL": "C"})
-    if rc != 0:
-        return None
-    settings = _openssh.parse_dump(out)
+def user_exists(name):
     try:
-        interval, count = int(settings.get("clientaliveinterval", 0)), int(settings.get("clientalivecountmax", 3))
-    except ValueError:
-        return None
-    if interval <= 0:
-        return None
-    ssh = module.get_bin_path("ssh")
-    version = None
-    if ssh:
-        _rc, out, err = module.run_command([ssh, "-V"], environ_update={"LC_ALL": "C"})
-        version = _openssh.parse_version(err or out)
-    return int(_openssh.cutoff_window(interval, count, _openssh.probe_factor(version, "server"))[1])
+        pwd.getpwnam(name)
+        return True
+    except (KeyError, ValueError):
+        return False
 
 
-def client_defaults(module):
-    """System-wide (ServerAliveInterval, ServerAliveCountMax) for ssh clients, from `ssh -G`."""
-    ssh = module.get_bin_path("ssh")
-    if not ssh:
-        return 0, 3
-    rc, out, _err = module.run_command([ssh, "-G", "-F", "/etc/ssh/ssh_config", "localhost"],
-                                       environ_update={"LC_ALL": "C"})
-    settings = _openssh.parse_dump(out) if rc == 0 else {}
-    try:
-        return int(settings.get("serveraliveinterval", 0)), int(settings.get("serveralivecountmax", 3))
-    except ValueError:
-        return 0, 3
+class Keepalives(object):
+    """How each side probes its peer, looked up once per distinct user and address.
+
+    Inbound: `sshd -T -C` for the session's user and addresses, so Match
+    blocks count. Outbound: `ssh -G` run as the client's own user (its
+    ~/.ssh/config is never evaluated as root), for the destination in its argv.
+    """
+
+    def __init__(self, module, clock=time.monotonic):
+        self.module = module
+        self.sshd = module.get_bin_path("sshd", opt_dirs=["/usr/sbin", "/usr/local/sbin"])
+        self.ssh = module.get_bin_path("ssh")
+        self._factor = None
+        self._cache = {}
+        self.off = {}
+        self._clock = clock
+        self._deadline = clock() + LOOKUP_BUDGET
+        if os.geteuid() != 0:
+            # sshd -T reads the host keys, which only root can
+            self._turn_off("inbound sessions", "`sshd -T` cannot be read when not root")
+
+    def _spent(self):
+        if self._clock() < self._deadline:
+            return False
+        self._turn_off("the rest", "keepalive lookups took more than %d s" % LOOKUP_BUDGET)
+        return True
+
+    def _run(self, argv, pw=None):
+        """(rc, stdout) of a lookup, as `pw`'s user when given; (None, reason) when it could not run."""
+        kwargs = {}
+        env = {"LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+        if pw is not None:
+            env["HOME"] = pw.pw_dir
+            uid, gid = pw.pw_uid, pw.pw_gid
+
+            def drop():
+                os.initgroups(pw.pw_name, gid)
+                os.setgid(gid)
+                os.setuid(uid)
+            kwargs["preexec_fn"] = drop
+        try:
+            proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  env=env, timeout=LOOKUP_TIMEOUT, close_fds=True, **kwargs)
+        except (OSError, subprocess.SubprocessError) as exc:
+            return None, str(exc)
+        return proc.returncode, proc.stdout.decode("utf-8", "replace")
+
+    def _turn_off(self, side, why):
+        if side not in self.off:
+            self.off[side] = why
+            self.module.warn("unresponsive_peer is off for %s: %s" % (side, why))
+
+    def factor(self):
+        """The sshd binary's probe factor (its own version, not the client's)."""
+        if self._factor is None:
+            _rc, out = self._run([self.sshd, "-V"])
+            self._factor = _openssh.probe_factor(_openssh.parse_version(out), "server")
+        return self._factor
+
+    def inbound(self, user, peer, local):
+        if not self.sshd:
+            self._turn_off("inbound sessions", "no sshd binary found")
+        if "inbound sessions" in self.off:
+            return None
+        spec = _hung.connection_spec(user, peer, local)
+        if spec is None:
+            return None
+        key = ("in", user, peer[0], local)
+        if key not in self._cache:
+            if self._spent():
+                return None
+            rc, out = self._run([self.sshd, "-T", "-C", spec])
+            if rc not in (0, None) and local:
+                rc, out = self._run([self.sshd, "-T", "-C", _hung.connection_spec(user, peer, None)])
+            if rc != 0:
+                self._turn_off("inbound sessions", "`sshd -T` could not be read (%s)"
+                               % ("not root" if os.geteuid() else (out or "rc %s" % rc).strip()[:200]))
+                self._cache[key] = None
+            else:
+                self._cache[key] = self._window(out, "clientalive", self.factor())
+        return self._cache[key]
+
+    def outbound(self, client):
+        if not self.ssh:
+            return None
+        try:
+            pw = pwd.getpwuid(client["uid"])
+        except KeyError:
+            return None
+        if os.geteuid() not in (0, pw.pw_uid):
+            self._turn_off("other users' ssh clients", "ssh -G can only run as their user, and this is not root")
+            return None
+        found = _hung.ssh_destination(client["argv"])
+        if found is None and client["socket"]:
+            # a multiplexing master lost its argv: its peer's address is all there is
+            found = client["socket"]["peer"][0], ["-p", str(client["socket"]["peer"][1])]
+        if found is None:
+            return None
+        key = ("out", pw.pw_uid, found[0], tuple(found[1]))
+        if key not in self._cache:
+            if self._spent():
+                return None
+            as_user = pw if os.geteuid() == 0 and pw.pw_uid != 0 else None
+            rc, out = self._run([self.ssh, "-G"] + found[1] + ["--", found[0]], as_user)
+            self._cache[key] = self._window(out, "serveralive", 1) if rc == 0 else None
+        return self._cache[key]
+
+    @staticmethod
+    def _window(dump, prefix, factor):
+        settings = _openssh.parse_dump(dump)
+        try:
+            interval, count = int(settings.get(prefix + "interval", 0)), int(settings.get(prefix + "countmax", 3))
+        except ValueError:
+            return None
+        return _hung.alive_window(interval, count, factor)
 
 
 def boot_time():
@@ -421,24 +539,28 @@ def boot_time():
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    check_input(module)
     params = module.params
-    unresponsive = params["unresponsive_timeout"]
-    if unresponsive is None:
-        unresponsive = client_alive_cutoff(module)
+    problems = _hung.input_problems(params, user_exists)
+    if problems:
+        module.fail_json(msg="; ".join(problems))
     limits = dict(unacked_timeout=params["unacked_timeout"], max_backoff=params["max_backoff"],
-                  unresponsive_timeout=unresponsive, max_idle=params["max_idle"])
+                  unresponsive_timeout=params["unresponsive_timeout"], max_idle=params["max_idle"])
 
-    processes = _hung.snapshot("/proc")
+    processes, not_read = _hung.snapshot("/proc", budget=params["scan_timeout"])
     sockets, source = _hung.read_sockets("/proc")
-    defaults = client_defaults(module) if params["outbound"] and _hung.outbound_clients(processes, {}) else (0, 3)
+    complete = not any(s["reason"] == "scan time limit reached" for s in not_read)
+    if not complete:
+        module.warn("the scan of /proc stopped after scan_timeout=%s s: %d processes were not read, orphans are "
+                    "not looked for" % (params["scan_timeout"], len(not_read)))
+    keepalives = Keepalives(module)
     entries = _hung.build_report(processes, sockets, _hung.System(), time.time(), boot_time(),
                                  os.sysconf("SC_CLK_TCK"), limits, os.getpid(), outbound=params["outbound"],
-                                 client_defaults=defaults, outbound_timeout=params["unresponsive_timeout"])
+                                 keepalives=keepalives, orphans=complete)
     entries = _hung.finish(entries, params["hung_when"], params["users"], params["exclude_users"], params["peers"])
     hung = [e for e in entries if e["hung"]]
 
-    result = dict(changed=False, liveness_source=source, unresponsive_timeout=unresponsive,
+    result = dict(changed=False, liveness_source=source, unresponsive_timeout=params["unresponsive_timeout"],
+                  unresponsive_off=keepalives.off, not_read=not_read,
                   sessions=[_hung.public(e) for e in entries], killed=[], failed_to_kill=[])
     if not params["kill"] or module.check_mode:
         result["would_kill"] = [_hung.public(e) for e in hung]

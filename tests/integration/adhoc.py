@@ -72,13 +72,13 @@ class AdHoc:
                 f"echo {shlex.quote(pub)} > $home/.ssh/authorized_keys && chown -R {self.user}: $home/.ssh && "
                 "chmod 600 $home/.ssh/authorized_keys")
 
-    def argv(self, module, args="", check=False, pattern="all"):
+    def argv(self, module, args="", check=False, pattern="all", extra=()):
         return ([os.path.join(os.path.dirname(sys.executable), "ansible"), pattern, "-i", self.inventory,
-                 "-m", module, "-a", args] + (["--check"] if check else []))
+                 "-m", module, "-a", args] + (["--check"] if check else []) + list(extra))
 
-    def run(self, module, args="", check=False, pattern="all", env=None):
-        """{host: result}; `env` adds to the environment (ANSIBLE_PIPELINING, say)."""
-        proc = subprocess.run(self.argv(module, args, check, pattern), capture_output=True, text=True,
+    def run(self, module, args="", check=False, pattern="all", env=None, extra=()):
+        """{host: result}; `env` adds to the environment (ANSIBLE_PIPELINING, say), `extra` to the argv."""
+        proc = subprocess.run(self.argv(module, args, check, pattern, extra), capture_output=True, text=True,
                               env=dict(self.env, **(env or {})), timeout=300, check=False)
         results = parse_adhoc(proc.stdout)
         expected = set(self.hosts) if pattern == "all" else {pattern}

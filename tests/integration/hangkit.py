@@ -31,8 +31,11 @@ BASE_SSH_OPTIONS = (
     "-o", "ConnectTimeout=10",
 )
 # pty: login shell on a pty; notty: `ssh host cmd`; stream: `ssh host cmd` fed on stdin;
-# forward: `ssh -N` (tunnels come as options); sftp: an sftp client waiting for commands
-SESSION_KINDS = ("pty", "notty", "stream", "forward", "sftp")
+# forward: `ssh -N` (tunnels come as options); sftp: an sftp client waiting for commands;
+# password: a client on a pty (script(1)) waiting at the password prompt, never authenticated
+SESSION_KINDS = ("pty", "notty", "stream", "forward", "sftp", "password")
+PASSWORD_ONLY = ("-o", "BatchMode=no", "-o", "PreferredAuthentications=password,keyboard-interactive",
+                 "-o", "PubkeyAuthentication=no")
 
 _SS_USER = re.compile(r'\("([^"]+)",pid=(\d+),fd=\d+\)')
 _ids = itertools.count(1)
@@ -85,6 +88,12 @@ def ssh_argv(kind, target, options=(), command="sleep 86400", port=22):
         raise ValueError(f"kind must be one of {SESSION_KINDS}, not {kind!r}")
     if kind == "sftp":
         return ["sftp", *BASE_SSH_OPTIONS, *options, *(["-P", str(port)] if port != 22 else []), target]
+    if kind == "password":
+        # the prompt needs a terminal and no BatchMode (the first -o of a keyword wins)
+        base = [o for pair in zip(BASE_SSH_OPTIONS[::2], BASE_SSH_OPTIONS[1::2]) if pair[1] != "BatchMode=yes"
+                for o in pair]
+        argv = ["ssh", *base, *PASSWORD_ONLY, *options, *(["-p", str(port)] if port != 22 else []), "-tt", target]
+        return ["script", "-qfec", shlex.join(argv), "/dev/null"]
     argv = ["ssh", *BASE_SSH_OPTIONS, *options]
     if port != 22:
         argv += ["-p", str(port)]
@@ -110,7 +119,7 @@ def session_script(sid, argv, state_dir=STATE_DIR, feed=None):
     if feed:
         return (f"mkdir -p {state_dir}; rm -f {base}.*; "
                 f"{{ {feed}; }} | {cmd} >{base}.out 2>{base}.err & echo $! >{base}.pid; {end}")
-    if "-tt" in argv or argv[0] == "sftp":
+    if "-tt" in argv or argv[0] in ("sftp", "script"):
         return (
             f"mkdir -p {state_dir}; rm -f {base}.*; mkfifo {base}.in; "
             f"{cmd} <{base}.in >{base}.out 2>{base}.err & echo $! >{base}.pid; "
@@ -239,19 +248,28 @@ class Lab:
             f"cp /root/.ssh/authorized_keys $home/.ssh/ && chown -R {shlex.quote(user)}: $home/.ssh")
 
     def open_session(self, client, server, kind="notty", options=(), port=22, user=None,
-                     command="sleep 86400", feed=None, address=None):
+                     command="sleep 86400", feed=None, address=None, client_user=None):
         """Start a session from `client` to `server` as `user` (the lab's user by default).
 
         A user other than root must exist on the server and accept root's key
         (see share_key). `address` picks one of the server's addresses (an IPv6
-        one, say) instead of its first IPv4 address.
+        one, say) or a name the client's ssh config knows, instead of its first
+        IPv4 address. `client_user` runs the client as that user of `client`,
+        with root's lab key copied to it.
         """
         c, s = self.host(client), self.host(server)
         self.trust(client, server)
+        as_user = []
+        if client_user:
+            q = shlex.quote(client_user)
+            c.sh(f"mkdir -p {STATE_DIR} && chmod 1777 {STATE_DIR} && "
+                 f"home=$(getent passwd {q} | cut -d: -f6) && mkdir -p -m 700 $home/.ssh && "
+                 f"cp /root/.ssh/id_ed25519 $home/.ssh/ && chown {q}: $home/.ssh $home/.ssh/id_ed25519")
+            as_user = ["--user", client_user]
         # unique across test processes: an old session's late files must never match
         sid = f"s{os.getpid()}x{next(_ids)}-{kind}"
         argv = ssh_argv(kind, f"{user or self.user}@{address or s.ip}", options, command=command, port=port)
-        podman("exec", "-d", c.name, "sh", "-c", session_script(sid, argv, feed=feed))
+        podman("exec", "-d", *as_user, c.name, "sh", "-c", session_script(sid, argv, feed=feed))
         sess = Session(sid, kind, c, s, tuple(options), port=port)
         self.sessions.append(sess)
         return sess
@@ -275,9 +293,11 @@ class Lab:
         if r.returncode or not r.stdout.strip():
             return False
         sess.client_pid = int(r.stdout)
-        # sftp talks through an ssh child of its own
-        kids = sess.client.sh(f"pgrep -P {sess.client_pid}", check=False).stdout.split()
-        owners = {sess.client_pid, *map(int, kids)}
+        # sftp talks through an ssh child of its own, script(1) through a shell and its ssh
+        owners = {sess.client_pid}
+        for _generation in range(2):
+            kids = sess.client.sh("pgrep -P " + ",".join(map(str, owners)), check=False).stdout.split()
+            owners.update(map(int, kids))
         port = next((c["local"][1] for c in sess.client.connections()
                      if owners.intersection(pids_of(c)) and c["peer"][1] == sess.port), 0)
         if not port:
@@ -291,6 +311,8 @@ class Lab:
         return True
 
     def _logged_in(self, sess, pids):
+        if sess.kind == "password":
+            return True  # it never logs in: the connection is all there is
         titles = sess.server.sh("ps -o args= -p " + ",".join(map(str, pids)), check=False).stdout
         return any(_SESSION_TITLE.match(t) for t in titles.splitlines())
 

@@ -36,6 +36,10 @@ for pid in filter(str.isdigit, os.listdir("/proc")):
         cmd = open(base + "/cmdline", "rb").read().decode(errors="replace")
         uid = [l.split()[1] for l in open(base + "/status") if l.startswith("Uid:")][0]
         sessionid = open(base + "/sessionid").read().strip()
+        try:
+            exe = os.readlink(base + "/exe")
+        except OSError:
+            exe = None
         env = [e.decode(errors="replace") for e in open(base + "/environ", "rb").read().split(b"\0")
                if e.startswith(b"SSH_CONNECTION=") or e.startswith(b"SSH_CLIENT=")]
         fds = []
@@ -46,12 +50,12 @@ for pid in filter(str.isdigit, os.listdir("/proc")):
                 pass
     except OSError:
         continue
-    procs[pid] = {"stat": stat, "cmdline": cmd, "uid": uid, "sessionid": sessionid, "environ": env,
+    procs[pid] = {"stat": stat, "cmdline": cmd, "uid": uid, "sessionid": sessionid, "environ": env, "exe": exe,
                   "fd": sorted(f for f in fds if f.startswith("socket:"))}
 chunks = []
 sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG)
 for seq, family in enumerate((socket.AF_INET, socket.AF_INET6), 1):
-    sock.sendto(build_request(family, sum(1 << n for n in (1, 3, 4, 5, 7, 8, 9, 11)), seq), (0, 0))
+    sock.sendto(build_request(family, sum(1 << n for n in (1, 3, 4, 5, 7, 8, 9, 10, 11)), seq), (0, 0))
     done = False
     while not done:
         data = sock.recv(65536)
@@ -86,8 +90,22 @@ def open_sessions(lab, server, n):
                                       command="while :; do date; head -c 2000 /dev/zero; sleep 0.2; done"),
         "svc-lost": lab.open_session(CLIENT, server, "notty", user="svc.backup-01"),
         "outbound": lab.open_session(server, CLIENT, "notty", options=("-o", "ServerAliveInterval=5")),
+        # at the password prompt: the monitor already calls itself "alice [priv]"
+        "alice-password": lab.open_session(CLIENT, server, "password", user="alice"),
+        # a real session of alice whose command claims to be root's sshd
+        "alice-forger": lab.open_session(CLIENT, server, "notty", user="alice", command=FORGED_IN_SESSION),
     }
     return sessions
+
+
+# what a hostile user can start: processes titled like sshd's, one with a path in its "tty"
+FORGED_IN_SESSION = "bash -c 'exec -a \"sshd: root@pts/0\" sleep 86400'"
+FORGED_DETACHED = (
+    "runuser -u alice -- setsid bash -c 'exec -a \"sshd-session: root [priv]\" sleep 86400' &"
+    "runuser -u alice -- setsid bash -c 'exec -a \"sshd: root@../home/alice/f\" sleep 86400' &"
+    "runuser -u alice -- setsid bash -c 'exec -a \"sshd: /usr/sbin/sshd [listener] 0 of 10-100 startups\" "
+    "sleep 86400' &"
+)
 
 
 def main():
@@ -114,6 +132,7 @@ def main():
             lab.cut(per["alice-cut"], side="client")
             # svc.backup-01's sshd dies without a word: its `sleep` is left over
             lab.host(server).sh("kill -KILL " + " ".join(map(str, per["svc-lost"].server_pids)))
+            lab.host(server).sh(FORGED_DETACHED)
         time.sleep(8)
         os.makedirs(OUT, exist_ok=True)
         for server, per in sessions.items():
@@ -122,6 +141,8 @@ def main():
                                         "client": x.client.name, "server_pids": x.server_pids}
                                 for label, x in per.items()}
             data["client_ip"], data["client_ip6"] = lab.host(CLIENT).ip, lab.host(CLIENT).ip6
+            data["forged"] = sorted(int(p) for p, proc in data["procs"].items()
+                                    if proc["cmdline"].startswith("sshd") and (proc["exe"] or "").endswith("/sleep"))
             version = lab.host(server).sh("ssh -V 2>&1").stdout.split("_", 1)[1].split("p", 1)[0]
             with open(os.path.join(OUT, f"{version}.json"), "w") as f:
                 json.dump(data, f, indent=1, sort_keys=True)

@@ -1,8 +1,9 @@
 """Rebuild a server's /proc and /dev/pts from tables recorded in the lab.
 
 fixtures/sshproc/VERSION.json is written by tests/integration/record_sshproc.py:
-the process table (stat, cmdline, uid, audit session id, the SSH_* variables of
-each environment, socket fds), /proc/net/tcp{,6}, a raw NETLINK_SOCK_DIAG
+the process table (stat, cmdline, uid, executable, audit session id, the SSH_*
+variables of each environment, socket fds), the pids of the forged processes
+a hostile user started, /proc/net/tcp{,6}, a raw NETLINK_SOCK_DIAG
 reply, the ttys' input times, and which lab session is which.
 """
 
@@ -31,6 +32,8 @@ def build_tree(tmp_path, recorded):
         (base / "status").write_text("Uid:\t%s\t%s\t%s\t%s\n" % ((p["uid"],) * 4))
         (base / "sessionid").write_text(p.get("sessionid", "4294967295"))
         (base / "environ").write_bytes(b"".join(e.encode() + b"\0" for e in p.get("environ", [])))
+        if p.get("exe"):
+            os.symlink(p["exe"], base / "exe")
         for n, link in enumerate(p["fd"]):
             os.symlink(link, base / "fd" / str(n))
     for tty, atime in recorded.get("ttys", {}).items():

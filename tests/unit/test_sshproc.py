@@ -5,6 +5,9 @@ import os
 import pytest
 import recorded
 
+import synthetic
+from synthetic import proc
+
 from ansible_collections.hangup.ssh.plugins.module_utils import _sshproc
 
 TITLES = [
@@ -95,87 +98,157 @@ def test_socket_inodes():
     assert _sshproc.socket_inodes(["/dev/null", "socket:[1002]", "pipe:[7]", "socket:[9]"]) == [1002, 9]
 
 
-def test_read_process_from_a_proc_like_root(tmp_path):
-    base = tmp_path / "4242"
+def _write(root, pid, stat=STAT, comm="sshd: a) b", cmdline=b"", uid=0, exe=None, fds=()):
+    base = root / str(pid)
     (base / "fd").mkdir(parents=True)
-    (base / "stat").write_text(STAT)
-    (base / "cmdline").write_bytes(b"sshd: alice@pts/0\0\0")
-    (base / "status").write_text("Name:\tsshd\nUid:\t1000\t1000\t1000\t1000\n")
-    os.symlink("socket:[1002]", base / "fd" / "3")
-    os.symlink("/dev/null", base / "fd" / "0")
+    (base / "stat").write_text(stat.replace("4242 (sshd: a) b)", "%d (%s)" % (pid, comm)))
+    (base / "cmdline").write_bytes(cmdline)
+    (base / "status").write_text("Name:\tx\nUid:\t%d\t%d\t%d\t%d\n" % ((uid,) * 4))
+    if exe:
+        os.symlink(exe, base / "exe")
+    for n, link in enumerate(fds):
+        os.symlink(link, base / "fd" / str(n + 3))
+
+
+def test_read_process_from_a_proc_like_root(tmp_path):
+    _write(tmp_path, 4242, comm="sshd-session", cmdline=b"sshd-session: alice@pts/0\0\0", uid=1000,
+           exe="/usr/lib/openssh/sshd-session", fds=("socket:[1002]", "/dev/null"))
     got = _sshproc.read_process(str(tmp_path), 4242)
-    assert got["cmdline"] == "sshd: alice@pts/0" and got["uid"] == 1000 and got["sockets"] == [1002]
+    assert got["cmdline"] == "sshd-session: alice@pts/0" and got["uid"] == 1000 and got["sockets"] == [1002]
+    assert got["title"]["role"] == "user" and got["tty_nr"] == 34816
     assert _sshproc.read_process(str(tmp_path), 4243) is None
-    assert got["title"]["role"] == "user"
 
 
-def test_read_process_lists_fds_of_ssh_processes_only(tmp_path):
-    for pid, comm, cmdline in ((10, "nginx", b"nginx: worker\0"), (11, "ssh", b"ssh\0-T\0host\0")):
-        base = tmp_path / str(pid)
-        (base / "fd").mkdir(parents=True)
-        (base / "stat").write_text(STAT.replace("4242 (sshd: a) b)", "%d (%s)" % (pid, comm)))
-        (base / "cmdline").write_bytes(cmdline)
-        (base / "status").write_text("Uid:\t0\t0\t0\t0\n")
-        os.symlink("socket:[7]", base / "fd" / "3")
-    assert _sshproc.read_process(str(tmp_path), 10)["sockets"] == []
-    assert _sshproc.read_process(str(tmp_path), 11)["sockets"] == [7]
+def test_read_process_reads_titles_and_fds_of_real_ssh_executables_only(tmp_path):
+    _write(tmp_path, 10, comm="nginx", cmdline=b"nginx: worker\0", exe="/usr/sbin/nginx", fds=("socket:[7]",))
+    _write(tmp_path, 11, comm="ssh", cmdline=b"ssh\0-T\0host\0", exe="/usr/bin/ssh", fds=("socket:[7]",))
+    # exec -a: a title like sshd's, the executable sleep's
+    _write(tmp_path, 12, comm="sleep", cmdline=b"sshd: root@pts/0\0", uid=1000, exe="/usr/bin/sleep",
+           fds=("socket:[8]",))
+    # sshd replaced on disk by an upgrade while it runs
+    _write(tmp_path, 13, comm="sshd", cmdline=b"sshd: root [priv]\0", exe="/usr/sbin/sshd (deleted)")
+    procs = {p: _sshproc.read_process(str(tmp_path), p) for p in (10, 11, 12, 13)}
+    assert [procs[p]["sockets"] for p in (10, 11, 12)] == [[], [7], []]
+    assert procs[10]["cmdline"] is None and procs[11]["argv"] == ["ssh", "-T", "host"]
+    assert procs[12]["title"]["role"] is None and not _sshproc.is_sshd(procs[12])
+    assert _sshproc.is_sshd(procs[13]) and procs[13]["title"]["role"] == "monitor"
 
 
-def _proc(pid, ppid, cmdline, sockets=(), starttime=100):
-    return {"pid": pid, "ppid": ppid, "cmdline": cmdline, "sockets": list(sockets), "starttime": starttime,
-            "title": _sshproc.classify_title(cmdline)}
+def test_read_process_reads_only_stat_of_a_process_in_d_state(tmp_path):
+    stuck = STAT.replace(") S 1", ") D 1")
+    _write(tmp_path, 20, stat=stuck, comm="sshd", exe="/usr/sbin/sshd", fds=("socket:[9]",))
+    got = _sshproc.read_process(str(tmp_path), 20)
+    assert got["stuck"] and got["cmdline"] is None and got["sockets"] == []
+
+
+def test_is_sshd_when_the_executable_cannot_be_read():
+    # without ptrace access only root's processes are taken by their kernel name
+    base = {"exe": None, "exe_readable": False, "comm": "sshd-session"}
+    assert _sshproc.is_sshd(dict(base, uid=0))
+    assert not _sshproc.is_sshd(dict(base, uid=1000))
+    assert not _sshproc.is_sshd(dict(base, uid=0, exe_readable=None))  # a kernel thread or zombie
+
+
+@pytest.mark.parametrize("tty_nr,name", [(34816, "pts/0"), (34819, "pts/3"), ((137 << 8) | 4, "pts/260"),
+                                         ((4 << 8) | 2, "tty2"), (0, None), ((5 << 8) | 1, None)])
+def test_tty_name_from_the_device_number(tty_nr, name):
+    assert _sshproc.tty_name(tty_nr) == name
+
+
+def _sessions(procs, socks):
+    return _sshproc.group_sessions(procs, socks, synthetic.uid_of)
 
 
 def test_group_sessions_both_title_schemes_and_root_single_process():
-    procs = {p["pid"]: p for p in [
-        _proc(1, 0, "/usr/bin/tini -- /usr/local/sbin/lab-init"),
-        _proc(15, 1, "sshd: /usr/sbin/sshd [listener] 0 of 10-100 startups", [1001]),
+    procs = synthetic.table(
+        proc(1, 0, "/usr/bin/tini -- /usr/local/sbin/lab-init"),
+        proc(15, 1, "sshd: /usr/sbin/sshd [listener] 0 of 10-100 startups", sockets=[1001]),
         # root login on 8.4: one process
-        _proc(34, 15, "sshd: root@pts/0", [1002], starttime=500),
-        _proc(42, 34, "-bash"),
-        _proc(43, 42, "sleep 100"),
+        proc(34, 15, "sshd: root@pts/0", sockets=[1002], starttime=500),
+        proc(42, 34, "-bash", tty_nr=synthetic.PTS0),
+        proc(43, 42, "sleep 100", tty_nr=synthetic.PTS0),
         # non-root on 10.0: monitor and user child, sftp below
-        _proc(60, 15, "sshd-session: svc.backup-01 [priv]", [1003], starttime=600),
-        _proc(61, 60, "sshd-session: svc.backup-01@notty", [1003]),
-        _proc(62, 61, "/usr/lib/openssh/sftp-server"),
-        # pre-auth connection
-        _proc(70, 15, "sshd-auth: 10.0.0.9 [net]", [1004]),
+        proc(60, 15, "sshd-session: svc.backup-01 [priv]", sockets=[1003], starttime=600),
+        proc(61, 60, "sshd-session: svc.backup-01@notty", uid=1001, sockets=[1003]),
+        proc(62, 61, "/usr/lib/openssh/sftp-server", uid=1001),
+        # pre-auth connection: the monitor already carries the name the client asked for
+        proc(70, 15, "sshd-session: alice [priv]", sockets=[1004]),
+        proc(71, 70, "sshd-auth: alice [net]", exe="/usr/lib/openssh/sshd-auth", uid=997, sockets=[1004]),
+        # 10.5 and later: the monitor is "[postauth]"
+        proc(80, 15, "sshd-session: alice [postauth]", sockets=[1006]),
+        proc(81, 80, "sshd-session: alice@notty", uid=1000, sockets=[1006]),
         # an outbound client is no session
-        _proc(80, 1, "ssh root@10.0.0.7", [1005]),
-    ]}
+        proc(90, 1, "ssh root@10.0.0.7", sockets=[1005]),
+    )
     socks = {
-        1001: {"state": "LISTEN", "local": ("0.0.0.0", 22), "peer": ("0.0.0.0", 0)},
-        1002: {"state": "ESTABLISHED", "local": ("10.0.0.2", 22), "peer": ("10.0.0.3", 40000)},
-        1003: {"state": "ESTABLISHED", "local": ("10.0.0.2", 22), "peer": ("fd00::5", 40001)},
-        1004: {"state": "ESTABLISHED", "local": ("10.0.0.2", 22), "peer": ("10.0.0.9", 40002)},
-        1005: {"state": "ESTABLISHED", "local": ("10.0.0.2", 50000), "peer": ("10.0.0.7", 22)},
+        1001: synthetic.LISTEN,
+        1002: synthetic.established(("10.0.0.2", 22), ("10.0.0.3", 40000)),
+        1003: synthetic.established(("10.0.0.2", 22), ("fd00::5", 40001)),
+        1004: synthetic.established(("10.0.0.2", 22), ("10.0.0.9", 40002)),
+        1005: synthetic.established(("10.0.0.2", 50000), ("10.0.0.7", 22)),
+        1006: synthetic.established(("10.0.0.2", 22), ("10.0.0.9", 40003)),
     }
-    got = _sshproc.group_sessions(procs, socks)
-    assert [s["monitor_pid"] for s in got] == [34, 60, 70]
-    root, svc, pre = got
+    got = _sessions(procs, socks)
+    assert [s["monitor_pid"] for s in got] == [34, 60, 70, 80]
+    root, svc, pre, post = got
     assert (root["user"], root["ttys"], root["user_pid"], root["command_pids"]) == ("root", ["pts/0"], 34, [42, 43])
-    assert root["socket"]["peer"] == ("10.0.0.3", 40000) and root["starttime"] == 500
+    assert root["socket"]["peer"] == ("10.0.0.3", 40000) and root["starttime"] == 500 and root["tty_nrs"] == [34816]
     assert (svc["user"], svc["ttys"], svc["user_pid"], svc["sshd_pids"], svc["command_pids"]) == (
         "svc.backup-01", [], 61, [60, 61], [62])
     assert svc["socket"]["peer"] == ("fd00::5", 40001) and svc["socket"]["inode"] == 1003
-    assert pre["authenticated"] is False and pre["user"] is None
+    assert pre["authenticated"] is False and pre["user"] == "alice" and pre["sshd_pids"] == [70, 71]
+    assert post["authenticated"] and post["user_pid"] == 81 and post["uid"] == 1000
+
+
+def test_group_sessions_ignores_what_a_user_can_forge():
+    procs = synthetic.table(
+        proc(1, 0, "init"),
+        # the real listener, started with a title like a session's
+        proc(15, 1, "sshd: root", sockets=[1001]),
+        proc(20, 15, "sshd: alice [priv]", sockets=[1002]),
+        proc(21, 20, "sshd: alice@pts/0", uid=1000, sockets=[1002]),
+        proc(22, 21, "-sh", uid=1000, tty_nr=synthetic.PTS0),
+        # in alice's session, after sudo -u bob: a title naming root, a tty path, and its own socket
+        proc(23, 22, "sshd: root@pts/0,../../home/alice/f", exe="/usr/bin/sleep", uid=1000, sockets=[1009]),
+        # detached, the titles of every scheme
+        proc(30, 1, "sshd: root@pts/9", exe="/usr/bin/sleep", uid=1000),
+        proc(31, 1, "sshd-session: root [priv]", exe="/usr/bin/sleep", uid=1000),
+        proc(32, 31, "sshd-session: root@pts/9", exe="/usr/bin/sleep", uid=1000),
+        proc(33, 1, "sshd: /usr/sbin/sshd [listener] 0 of 10-100 startups", exe="/usr/bin/sleep", uid=1000),
+        # alice's own copy of sshd, run as alice: never a session of this host's sshd
+        proc(40, 1, "sshd: alice [priv]", exe="/home/alice/sshd", uid=1000, sockets=[1010]),
+        proc(41, 40, "sshd: alice@pts/0", exe="/home/alice/sshd", uid=1000),
+        # a pre-auth child whose title claims a user it does not run as
+        proc(50, 15, "sshd: root [priv]", sockets=[1011]),
+        proc(51, 50, "sshd: root@pts/1", uid=997, sockets=[1011]),
+    )
+    socks = {1001: synthetic.LISTEN,
+             1002: synthetic.established(("10.0.0.2", 22), ("10.0.0.3", 40000)),
+             1009: synthetic.established(("10.0.0.2", 51000), ("10.9.9.9", 80), unacked=3, last_ack_recv=99000),
+             1010: synthetic.established(("10.0.0.2", 2222), ("10.0.0.4", 40000)),
+             1011: synthetic.established(("10.0.0.2", 22), ("10.0.0.5", 40000))}
+    got = _sessions(procs, socks)
+    assert [s["monitor_pid"] for s in got] == [20, 50]
+    alice, fake_root = got
+    assert alice["sshd_pids"] == [20, 21] and alice["command_pids"] == [22, 23]
+    assert alice["user"] == "alice" and alice["ttys"] == ["pts/0"] and alice["socket"]["inode"] == 1002
+    assert fake_root["authenticated"] is False and fake_root["user_pid"] is None
 
 
 @pytest.mark.parametrize("version", recorded.VERSIONS)
 def test_recorded_tables_group_into_sessions(tmp_path, version):
     data = recorded.load(version)
     root, _dev = recorded.build_tree(tmp_path, data)
-    procs = {}
-    for pid in data["procs"]:
-        proc = _sshproc.read_process(root, int(pid))
-        proc["title"] = _sshproc.classify_title(proc["cmdline"])
-        procs[proc["pid"]] = proc
-    sessions = _sshproc.group_sessions(procs, recorded.sockets_from_proc(data))
+    procs = {int(pid): _sshproc.read_process(root, int(pid)) for pid in data["procs"]}
+    sessions = _sshproc.group_sessions(procs, recorded.sockets_from_proc(data), synthetic.uid_of)
     by_port = {s["socket"]["peer"][1]: s for s in sessions if s["socket"]}
     inbound = {k: v for k, v in data["sessions"].items() if k not in ("outbound", "svc-lost")}
-    # the listener's TCP-less children aside, one connection per inbound session, found by its socket
+    # one connection per inbound session, found by its socket; the forged processes are in none
     assert len(sessions) == len(inbound)
     for label, kit in inbound.items():
         sess = by_port[kit["client_port"]]
         assert set(kit["server_pids"]) <= set(sess["sshd_pids"]), label
-        assert sess["authenticated"] and sess["listener_pid"] == 15
+        assert sess["authenticated"] == (label != "alice-password") and sess["listener_pid"] == 15, label
+    assert data["forged"] and not set(data["forged"]) & {p for s in sessions for p in s["sshd_pids"]}
+    forger = by_port[data["sessions"]["alice-forger"]["client_port"]]
+    assert forger["user"] == "alice" and set(data["forged"]) & set(forger["command_pids"])
