@@ -146,9 +146,8 @@ def synthetic(n):
         procs[mon] = proc(mon, 15, "sshd: u%d [priv]" % i)
         procs[child] = proc(child, mon, "sshd: u%d@notty" % i, uid=1000, sockets=[i + 1])
         procs[shell] = proc(shell, child, "sleep 86400", uid=1000)
-        sockets[i + 1] = established(("10.0.0.2", 22), ("10.%d.%d.%d" % (i >> 16, (i >> 8) & 255, i & 255),
-                                                         40000 + i % 20000),
-                                     unacked=i % 7 == 0, backoff=i % 11, last_ack_recv=40000,
+        peer = ("10.%d.%d.%d" % (i >> 16, (i >> 8) & 255, i & 255), 40000 + i % 20000)
+        sockets[i + 1] = established(("10.0.0.2", 22), peer, unacked=i % 7 == 0, backoff=i % 11, last_ack_recv=40000,
                                      last_data_recv=1000 * (i % 90), last_data_sent=10)
     return procs, sockets
 

@@ -15,7 +15,10 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+import select
+import signal
 import stat
+import subprocess
 import time
 
 from ansible_collections.hangup.ssh.plugins.module_utils import _sockdiag, _sshproc
@@ -80,20 +83,21 @@ def read_sockets(root="/proc"):
         entries = _sockdiag.dump(states=_STATES)
         return {inode: normalize_socket(row) for inode, row in entries.items()}, "sock_diag"
     except _sockdiag.SockDiagUnavailable:
-        sockets = {}
+        rows = []
         for name in ("tcp", "tcp6"):
             text = _read(os.path.join(root, "net", name))
             if text:
-                sockets.update(_sshproc.parse_proc_net_tcp(text))
-        return sockets, "proc_net_tcp"
+                rows.extend(_sshproc.parse_proc_net_tcp(text).items())
+        return _sshproc.unique_inodes(rows), "proc_net_tcp"
 
 
-def snapshot(root="/proc", budget=None, clock=time.monotonic):
+def snapshot(root="/proc", budget=None, clock=time.monotonic, owner=0):
     """One pass over /proc: (processes by pid, skipped).
 
     Processes in D state are kept in the table (their children need them)
     but nothing beyond stat is read of them. Once `budget` seconds are spent
-    the scan stops; skipped lists [{'pid', 'reason'}] for both.
+    the scan stops; skipped lists [{'pid', 'reason'}] for both. owner: who
+    must own sshd's and ssh's executables (root; tests pass their own uid).
     """
     processes, skipped = {}, []
     deadline = None if budget is None else clock() + budget
@@ -102,7 +106,7 @@ def snapshot(root="/proc", budget=None, clock=time.monotonic):
         if deadline is not None and clock() > deadline:
             skipped.extend({"pid": p, "reason": "scan time limit reached"} for p in names[index:])
             break
-        proc = _sshproc.read_process(root, pid)
+        proc = _sshproc.read_process(root, pid, owner)
         if proc is None:
             continue
         processes[pid] = proc
@@ -120,6 +124,55 @@ def alive_window(interval, count_max, factor=1):
         return None
     step = interval * factor
     return {"interval": step, "cutoff": (count_max + 1) * step}
+
+
+def _exited(pid):
+    """Whether a child has exited, leaving it unreaped (its pid and group id stay taken)."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
+def run_bounded(argv, timeout, limit=65536, env=None, preexec_fn=None, merge_stderr=False, clock=time.monotonic):
+    """(rc, output) of a command run in a session of its own, or (None, reason).
+
+    At most `limit` bytes of its output are kept and it gets `timeout`
+    seconds; then, or once it has finished, whatever is left of its process
+    group is killed. Lookups run user configurations (ssh's `Match exec`), so
+    nothing they do may grow without bound. Standard error is discarded
+    unless merge_stderr.
+    """
+    try:
+        # run_command can bound neither time nor output, nor give the command a process group to kill
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,  # pylint: disable=ansible-bad-function
+                                stderr=subprocess.STDOUT if merge_stderr else subprocess.DEVNULL,
+                                env=env, close_fds=True, start_new_session=True, preexec_fn=preexec_fn)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return None, str(exc)
+    out, finished = bytearray(), False
+    deadline = clock() + timeout
+    try:
+        fd = proc.stdout.fileno()
+        while not finished and clock() < deadline:
+            if select.select([fd], [], [], 0.05)[0]:
+                chunk = os.read(fd, 65536)
+                finished = not chunk
+                out += chunk[:max(0, limit - len(out))]
+            elif _exited(proc.pid):
+                # done, though a child it left may hold the pipe open
+                finished = True
+    finally:
+        proc.stdout.close()
+        # the unreaped leader keeps the group id from being reused until wait()
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        rc = proc.wait()
+    if not finished:
+        return None, "no answer within %s s" % timeout
+    return rc, out.decode("utf-8", "replace")
 
 
 def connection_spec(user, peer, local):
@@ -169,6 +222,29 @@ def ssh_destination(argv):
     return argv[index], options
 
 
+def server_port(argv):
+    """The port an ssh client's argv names (-p), else 22."""
+    found = ssh_destination(argv)
+    options = found[1] if found else []
+    for flag, value in zip(options[::2], options[1::2]):
+        if flag == "-p" and value.isdigit():
+            return int(value)
+    return 22
+
+
+def client_connection(proc, sockets):
+    """The TCP connection of an ssh client to its server, or None when it cannot be told.
+
+    A client holds forwarded connections too (-L, -R, -D); only one of its own
+    sockets to the server's port counts, and with several, none does.
+    """
+    found = _sshproc.connections([proc], sockets, proc["uid"])
+    if len(found) > 1:
+        port = server_port(proc["argv"])
+        found = [row for row in found if row["peer"][1] == port]
+    return found[0] if len(found) == 1 else None
+
+
 def outbound_clients(processes, sockets):
     """`ssh` client processes (by their executable), each with its TCP connection when it has one."""
     clients = []
@@ -177,7 +253,7 @@ def outbound_clients(processes, sockets):
         if proc["stuck"] or not _sshproc.is_ssh_client(proc):
             continue
         clients.append({"pid": pid, "uid": proc["uid"], "cmdline": proc["cmdline"], "argv": proc["argv"],
-                        "starttime": proc["starttime"], "socket": _sshproc.first_connection([proc], sockets)})
+                        "starttime": proc["starttime"], "socket": client_connection(proc, sockets)})
     return clients
 
 
@@ -224,6 +300,9 @@ def find_orphans(processes, sessions, environ_of, own_pids=()):
     sshd's and not in a live session's tree, and that connection is known to
     be gone: no live session has it. A user with a live session whose
     connection is unknown has no orphans (they may be that session's).
+    Groups are per connection and uid: anyone can copy another's
+    SSH_CONNECTION, and the user filters must decide on whose processes
+    they are.
     """
     in_session = set()
     for sess in sessions:
@@ -237,13 +316,11 @@ def find_orphans(processes, sessions, environ_of, own_pids=()):
         if (pid in excluded or proc["state"] in ("Z", "X") or proc["stuck"] or proc["uid"] in unknown
                 or proc.get("exe_readable") is None or _sshproc.is_sshd(proc)):
             continue
-        if any(p in in_session for p in ancestry(processes, proc["ppid"])):
-            continue
         conn = ssh_connection(environ_of(pid))
         if conn is None or _key(conn) in live:
             continue
-        groups.setdefault(conn, []).append(pid)
-    return [{"connection": conn, "pids": pids} for conn, pids in sorted(groups.items())]
+        groups.setdefault((conn, proc["uid"]), []).append(pid)
+    return [{"connection": conn, "uid": uid, "pids": pids} for (conn, uid), pids in sorted(groups.items())]
 
 
 def own_sessions(processes, sessions, self_pid, self_sessionid, sessionid_of):
@@ -459,8 +536,8 @@ class System(object):
 
     def is_tty(self, st, tty_nr):
         """Whether a stat result is the terminal device tty_nr names."""
-        return stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev((tty_nr >> 8) & 0xfff,
-                                                                      (tty_nr & 0xff) | ((tty_nr >> 12) & 0xfff00))
+        major, minor = (tty_nr >> 8) & 0xfff, (tty_nr & 0xff) | ((tty_nr >> 12) & 0xfff00)
+        return stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(major, minor)
 
     def tty_idle(self, tty_nr, now):
         """What w(1) shows: seconds since the terminal last saw input.
@@ -581,7 +658,7 @@ def orphan_entries(ctx, sessions, own_chain):
     for group in find_orphans(processes, sessions, system.environ, own_chain):
         first = processes[group["pids"][0]]
         conn = group["connection"]
-        entry = _entry("orphaned", first["pid"], first["starttime"], system.user_name(first["uid"]), ctx,
+        entry = _entry("orphaned", first["pid"], first["starttime"], system.user_name(group["uid"]), ctx,
                        commands=_commands(group["pids"], processes, system),
                        peer_address=conn[0], peer_port=conn[1], local_address=conn[2], local_port=conn[3])
         entry["_reasons"] = classify(None, None, ctx["limits"], orphaned=True)
@@ -601,7 +678,8 @@ def build_report(processes, sockets, system, now, btime, clk_tck, limits, self_p
     """
     ctx = {"processes": processes, "sockets": sockets, "system": system, "now": now, "btime": btime,
            "clk_tck": clk_tck, "limits": limits, "keepalives": keepalives or NoKeepalives()}
-    sessions = _sshproc.group_sessions(processes, sockets, system.uid_of)
+    listeners = _sshproc.mark_listeners(processes, sockets)
+    sessions = _sshproc.group_sessions(processes, sockets, system.uid_of, listeners)
     own = own_sessions(processes, sessions, self_pid, system.sessionid(self_pid), system.sessionid)
     own_chain = ancestry(processes, self_pid)
     entries = inbound_entries(ctx, sessions, own)
@@ -611,9 +689,8 @@ def build_report(processes, sockets, system, now, btime, clk_tck, limits, self_p
         entries += orphan_entries(ctx, sessions, own_chain)
     for entry in entries:
         pids = entry["sshd_pids"] + [c["pid"] for c in entry["commands"]]
-        # a process that holds a listening socket is never signalled
-        entry["_starts"] = {p: processes[p]["starttime"] for p in pids
-                            if p in processes and not processes[p]["listening"]}
+        # sshd's listener is never signalled
+        entry["_starts"] = {p: processes[p]["starttime"] for p in pids if p in processes and p not in listeners}
     return entries
 
 

@@ -113,8 +113,11 @@ def parse_reply(data):
 
 
 def dump(families=(socket.AF_INET, socket.AF_INET6), states=1 << TCP_ESTABLISHED, timeout=5.0):
-    """TCP sockets of this network namespace in `states` (a bit mask), from the kernel, keyed by inode."""
-    result = {}
+    """TCP sockets of this network namespace in `states` (a bit mask), from the kernel, keyed by inode.
+
+    An inode number seen twice is left out (see _sshproc.unique_inodes).
+    """
+    rows = []
     try:
         sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG)
     except (AttributeError, OSError) as exc:
@@ -127,8 +130,7 @@ def dump(families=(socket.AF_INET, socket.AF_INET6), states=1 << TCP_ESTABLISHED
                 done = False
                 while not done:
                     entries, done = parse_reply(sock.recv(65536))
-                    for entry in entries:
-                        result[entry["inode"]] = entry
+                    rows.extend((entry["inode"], entry) for entry in entries)
             except (OSError, socket.timeout) as exc:
                 raise SockDiagUnavailable("sock_diag dump failed: %s" % exc)
-    return result
+    return _sshproc.unique_inodes(rows)

@@ -24,9 +24,10 @@ import struct
 # Process titles sshd sets (setproctitle), before 9.8 "sshd: ..." and since
 # 9.8 "sshd-session: ..." for the per-connection processes, "sshd-auth: ..."
 # (10.0) for the pre-authentication one.
-_TITLE = re.compile(
-    r"^(?P<prog>sshd|sshd-session|sshd-auth):\s+(?P<rest>.*?)\s*$"
-)
+# linear on any title (the text is stripped first): a lazy group before \s*$ is quadratic in a run of spaces
+_TITLE = re.compile(r"^(?P<prog>sshd|sshd-session|sshd-auth):\s+(?P<rest>.*)$")
+# what is read of a command line: titles are short, and a user controls the length of theirs
+ARGV_LIMIT = 4096
 _USER_TTY = re.compile(r"^(?P<user>[^\s@]+)@(?P<ttys>\S+)$")
 # a session with no channel open yet, or only forwardings (`ssh -N`)
 _USER_ONLY = re.compile(r"^(?P<user>[^\s@\[]+)$")
@@ -187,29 +188,31 @@ def exe_name(exe):
 def is_sshd(proc):
     """Whether the kernel says the process runs one of sshd's executables.
 
-    /proc/PID/exe is readable only with ptrace access (root, or the same user).
-    Where it is not, a root-owned process is taken by its kernel name (comm),
-    which only root can set; anything else unverifiable is not sshd's.
+    The executable must have sshd's name and be root's, writable by nobody
+    else (a user's copy of any program named sshd is not). /proc/PID/exe is
+    readable only with ptrace access (root, or the same user); where it is
+    not, a root-owned process is taken by its kernel name (comm), which only
+    root can set; anything else unverifiable is not sshd's.
     """
     name = exe_name(proc.get("exe"))
     if name is not None:
-        return name in SSHD_FAMILY
+        return name in SSHD_FAMILY and bool(proc.get("exe_trusted"))
     return proc.get("exe_readable") is False and proc["uid"] == 0 and proc["comm"] in SSHD_FAMILY
 
 
 def is_ssh_client(proc):
-    """An `ssh` client by its executable (unreadable ones are other users': not ours to judge)."""
-    return exe_name(proc.get("exe")) == "ssh"
+    """An `ssh` client by its executable, root's (unreadable ones are other users': not ours to judge)."""
+    return exe_name(proc.get("exe")) == "ssh" and bool(proc.get("exe_trusted"))
 
 
 def read_argv(root, pid):
-    """A process's argv (a retitled process has one element), or None (gone, or unreadable)."""
+    """A process's argv, its first ARGV_LIMIT bytes (a retitled process has one element), or None (gone, unreadable)."""
     try:
         with open(os.path.join(root, str(pid), "cmdline"), "rb") as f:
-            raw = f.read().decode("utf-8", "replace")
+            raw = f.read(ARGV_LIMIT).decode("utf-8", "replace")
     except (IOError, OSError):
         return None
-    return [arg for arg in raw.rstrip("\0").split("\0")] if raw.strip("\0") else []
+    return raw.rstrip("\0").split("\0") if raw.strip("\0") else []
 
 
 def read_cmdline(root, pid):
@@ -218,19 +221,22 @@ def read_cmdline(root, pid):
     return None if argv is None else " ".join(argv).strip()
 
 
-def read_process(root, pid):
+def read_process(root, pid, owner=0):
     """One process from a /proc-like root, or None when it vanished meanwhile.
 
     Reads stat first and nothing else of a process in D state ('stuck': its
-    cmdline would hang the reader). For sshd's and ssh's processes it adds the
-    command line, 'title' (classify_title) and the socket inodes; other
+    cmdline would hang the reader). 'exe_trusted': its executable is a file
+    `owner` (root; tests pass their own uid) owns and nobody else may write,
+    so no user's copy of a program. For sshd's and ssh's processes it adds
+    the command line, 'title' (classify_title) and the socket inodes; other
     processes get cmdline None, read later only if the report needs it.
     """
     stat = read_stat(root, pid)
     if stat is None:
         return None
     base = os.path.join(root, str(pid))
-    stat.update(uid=None, exe=None, exe_readable=False, argv=None, cmdline=None, sockets=[], listening=False,
+    stat.update(uid=None, exe=None, exe_readable=False, exe_trusted=False, argv=None, cmdline=None, sockets=[],
+                listening=False,
                 stuck=stat["state"] == "D", title={"role": None, "user": None, "ttys": []})
     try:
         with open(os.path.join(base, "status")) as f:
@@ -242,6 +248,12 @@ def read_process(root, pid):
     except OSError as exc:
         # ENOENT: a kernel thread or a zombie; EACCES: no ptrace access to it
         stat["exe_readable"] = None if exc.errno == errno.ENOENT else False
+    if stat["exe_readable"]:
+        try:
+            st = os.stat(os.path.join(base, "exe"))
+            stat["exe_trusted"] = st.st_uid == owner and not st.st_mode & 0o022
+        except OSError:
+            pass
     if stat["stuck"] or not (is_sshd(stat) or is_ssh_client(stat)):
         return stat
     stat["argv"] = read_argv(root, pid) or []
@@ -271,23 +283,54 @@ def tty_name(tty_nr):
     return None
 
 
-def first_connection(proc_list, sockets):
-    """The first connected (not listening) socket held by any of the processes, with its inode."""
+def unique_inodes(rows):
+    """{inode: row} from (inode, row) pairs, leaving out every inode seen twice.
+
+    Socket inode numbers come from a 32-bit counter that wraps: a user who
+    makes enough sockets can get one with the number of another's, and then
+    neither row can be told to be the one a process holds.
+    """
+    table, twice = {}, set()
+    for inode, row in rows:
+        if inode in table:
+            twice.add(inode)
+        table[inode] = row
+    for inode in twice:
+        del table[inode]
+    return table
+
+
+def connections(proc_list, sockets, uid):
+    """The connected (not listening) TCP sockets the processes hold that `uid` made, with their inodes.
+
+    A socket's uid is its creator's: sshd's accepted connections are root's,
+    an ssh client's are its user's.
+    """
+    found = []
     for proc in proc_list:
         for inode in proc["sockets"]:
             row = sockets.get(inode)
-            if row and row["state"] != "LISTEN":
-                return dict(row, inode=inode)
-    return None
+            if row and row["state"] != "LISTEN" and row.get("uid", uid) == uid:
+                found.append(dict(row, inode=inode))
+    return found
+
+
+def first_connection(proc_list, sockets, uid=0):
+    """The first of connections(), or None."""
+    found = connections(proc_list, sockets, uid)
+    return found[0] if found else None
 
 
 def mark_listeners(processes, sockets):
     """Flag every process that holds a LISTEN socket; returns the sshd listeners' pids.
 
-    The listener is known by its socket, not its title (a listener started
-    with a short argv has a title like a session's). Only where none of its
-    sockets can be seen (another network namespace, fds unreadable) does a
-    root sshd process that init started count as one by its title.
+    The listener is known by its sockets, not its title (a listener started
+    with a short argv has a title like a session's): root's sshd, started by
+    something that is not sshd, holding root's listening socket and no
+    connection unless its title says listener (a session that forwards a port
+    listens too, but holds its connection). Only where none of its sockets can
+    be seen (another network namespace, fds unreadable) does it count as one
+    by its title alone.
     """
     listeners = set()
     for proc in processes.values():
@@ -295,9 +338,19 @@ def mark_listeners(processes, sockets):
         proc["listening"] = any(row["state"] == "LISTEN" for row in rows)
         if proc["uid"] != 0 or not is_sshd(proc):
             continue
+        # a row another user made under the number of root's socket (see unique_inodes) is not its
+        rows = [row for row in rows if row.get("uid", 0) == 0]
         parent = processes.get(proc["ppid"])
-        unseen = not rows and proc["title"]["role"] == "listener" and (parent is None or not is_sshd(parent))
-        if proc["listening"] or unseen:
+        if parent is not None and is_sshd(parent):
+            continue
+        titled = proc["title"]["role"] == "listener"
+        if rows:
+            listens = any(row["state"] == "LISTEN" for row in rows)
+            # between accept and fork the listener holds the new connection for a moment
+            serves = listens and (titled or all(row["state"] == "LISTEN" for row in rows))
+        else:
+            serves = titled
+        if serves:
             listeners.add(proc["pid"])
     return listeners
 
@@ -309,10 +362,13 @@ def _children(processes):
     return kids
 
 
-def _descendants(kids, pid):
+def _descendants(kids, pid, stop=()):
+    """Every process below pid, not going below the pids in `stop` nor listing them."""
     out, stack = [], list(kids.get(pid, ()))
     while stack:
         child = stack.pop()
+        if child in stop:
+            continue
         out.append(child)
         stack.extend(kids.get(child, ()))
     return sorted(out)
@@ -324,7 +380,7 @@ def _is_root(processes, listeners, proc):
     After an sshd restart its parent is init (or a subreaper); then only its
     own title tells it from `sshd -T` and the like.
     """
-    if proc["uid"] != 0 or proc["pid"] in listeners or proc["listening"] or not is_sshd(proc):
+    if proc["uid"] != 0 or proc["pid"] in listeners or not is_sshd(proc):
         return False
     if proc["ppid"] in listeners:
         return True
@@ -375,15 +431,17 @@ def group_sessions(processes, sockets, uid_of, listeners=None):
     if listeners is None:
         listeners = mark_listeners(processes, sockets)
     kids = _children(processes)
+    roots = [p for p in sorted(processes) if _is_root(processes, listeners, processes[p])]
+    # a listener started inside a session (sshd -D -p 2222 while debugging) serves sessions of its own
+    stop = listeners.union(roots)
     sessions = []
-    for pid in sorted(p for p in processes if _is_root(processes, listeners, processes[p])):
+    for pid in roots:
         root = processes[pid]
-        children = [processes[c] for c in sorted(kids.get(pid, ())) if is_sshd(processes[c])
-                    and not processes[c]["listening"]]
+        children = [processes[c] for c in sorted(kids.get(pid, ())) if is_sshd(processes[c])]
         user_proc = _user_process(root, children, uid_of)
         sshd = [root] + children
         sshd_pids = [p["pid"] for p in sshd]
-        commands = [c for c in _descendants(kids, pid) if c not in sshd_pids]
+        commands = [c for c in _descendants(kids, pid, stop) if c not in sshd_pids]
         ttys = _held_ttys(user_proc["title"]["ttys"], [processes[c] for c in commands]) if user_proc else []
         sessions.append({
             "listener_pid": root["ppid"] if root["ppid"] in listeners else None,
@@ -398,6 +456,6 @@ def group_sessions(processes, sockets, uid_of, listeners=None):
             "tty_nrs": [nr for _name, nr in ttys],
             "authenticated": user_proc is not None,
             "starttime": root["starttime"],
-            "socket": first_connection(sshd, sockets),
+            "socket": first_connection(sshd, sockets, uid=0),
         })
     return sessions

@@ -377,7 +377,6 @@ failed_to_kill:
 
 import os
 import pwd
-import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -400,8 +399,8 @@ ARGUMENT_SPEC = dict(
 )
 # a lookup (sshd -T, ssh -G) that takes longer is abandoned: the class is then off for that entry;
 # all lookups together stop after LOOKUP_BUDGET, so many sessions or hanging user configs cannot stall the task
-LOOKUP_TIMEOUT = 5
-LOOKUP_BUDGET = 30
+LOOKUP_TIMEOUT = 2
+LOOKUP_BUDGET = 10
 
 
 def user_exists(name):
@@ -440,24 +439,17 @@ class Keepalives(object):
         return True
 
     def _run(self, argv, pw=None):
-        """(rc, stdout) of a lookup, as `pw`'s user when given; (None, reason) when it could not run."""
-        kwargs = {}
+        """(rc, output) of a lookup, as `pw`'s user when given (then without its standard error)."""
         env = {"LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+        drop = None
         if pw is not None:
             env["HOME"] = pw.pw_dir
-            uid, gid = pw.pw_uid, pw.pw_gid
 
             def drop():
-                os.initgroups(pw.pw_name, gid)
-                os.setgid(gid)
-                os.setuid(uid)
-            kwargs["preexec_fn"] = drop
-        try:
-            proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  env=env, timeout=LOOKUP_TIMEOUT, close_fds=True, **kwargs)
-        except (OSError, subprocess.SubprocessError) as exc:
-            return None, str(exc)
-        return proc.returncode, proc.stdout.decode("utf-8", "replace")
+                os.initgroups(pw.pw_name, pw.pw_gid)
+                os.setgid(pw.pw_gid)
+                os.setuid(pw.pw_uid)
+        return _hung.run_bounded(argv, LOOKUP_TIMEOUT, env=env, preexec_fn=drop, merge_stderr=pw is None)
 
     def _turn_off(self, side, why):
         if side not in self.off:

@@ -21,9 +21,17 @@ def load(version):
         return json.load(f)
 
 
+OWNER = os.getuid()
+
+
 def build_tree(tmp_path, recorded):
-    """A /proc-like root and a /dev with the recorded ttys (their atimes are the input times)."""
-    proc, dev = tmp_path / "proc", tmp_path / "dev"
+    """A /proc-like root and a /dev with the recorded ttys (their atimes are the input times).
+
+    Each exe link points to a file of that path under tmp_path/fs, owned by
+    whoever runs the tests (OWNER, passed as the owner sshd's executables
+    must have); on the recorded hosts they were all root's.
+    """
+    proc, dev, fs = tmp_path / "proc", tmp_path / "dev", tmp_path / "fs"
     for pid, p in recorded["procs"].items():
         base = proc / pid
         (base / "fd").mkdir(parents=True)
@@ -33,7 +41,10 @@ def build_tree(tmp_path, recorded):
         (base / "sessionid").write_text(p.get("sessionid", "4294967295"))
         (base / "environ").write_bytes(b"".join(e.encode() + b"\0" for e in p.get("environ", [])))
         if p.get("exe"):
-            os.symlink(p["exe"], base / "exe")
+            exe = fs / p["exe"].lstrip("/")
+            exe.parent.mkdir(parents=True, exist_ok=True)
+            exe.touch(mode=0o755)
+            os.symlink(exe, base / "exe")
         for n, link in enumerate(p["fd"]):
             os.symlink(link, base / "fd" / str(n))
     for tty, atime in recorded.get("ttys", {}).items():

@@ -2,7 +2,8 @@
 
 Real executables by default: sshd's processes run /usr/sbin/sshd (or the
 sshd-session of 9.8+), everything else the program its title starts with.
-A forged process is one whose title says sshd while its executable does not.
+A forged process is one whose title says sshd while its executable does not;
+executables under /home are a user's own copies, which no root-owned file is.
 """
 
 from ansible_collections.hangup.ssh.plugins.module_utils import _hung, _sshproc
@@ -20,7 +21,8 @@ def proc(pid, ppid, cmdline, exe=None, uid=0, sockets=(), tty_nr=0, state="S", s
     p = {"pid": pid, "ppid": ppid, "cmdline": cmdline, "argv": cmdline.split(), "sockets": list(sockets),
          "starttime": pid if starttime is None else starttime, "state": state, "stuck": state == "D",
          "comm": _sshproc.exe_name(exe)[:15] if exe else cmdline.split()[0][:15], "uid": uid, "exe": exe,
-         "exe_readable": exe is not None, "listening": False, "tty_nr": tty_nr,
+         "exe_readable": exe is not None, "exe_trusted": exe is not None and not exe.startswith("/home/"),
+         "listening": False, "tty_nr": tty_nr,
          "title": {"role": None, "user": None, "ttys": []}}
     if _sshproc.is_sshd(p):
         p["title"] = _sshproc.classify_title(cmdline)
@@ -31,14 +33,14 @@ def table(*procs):
     return {p["pid"]: p for p in procs}
 
 
-def established(local, peer, **info):
-    return {"state": "ESTABLISHED", "local": local, "peer": peer, "unacked_bytes": 0, "unread_bytes": 0,
+def established(local, peer, uid=0, **info):
+    return {"state": "ESTABLISHED", "local": local, "peer": peer, "uid": uid, "unacked_bytes": 0, "unread_bytes": 0,
             "tcp_info": dict({"unacked": 0, "backoff": 0, "retransmits": 0, "probes": 0, "last_ack_recv": 100,
                               "last_data_recv": 100, "last_data_sent": 100, "rto": 204000, "total_retrans": 0},
                              **info)}
 
 
-LISTEN = {"state": "LISTEN", "local": ("0.0.0.0", 22), "peer": ("0.0.0.0", 0)}
+LISTEN = {"state": "LISTEN", "local": ("0.0.0.0", 22), "peer": ("0.0.0.0", 0), "uid": 0}
 UIDS = {"root": 0, "alice": 1000, "svc.backup-01": 1001, "ops": 1002, "sshd": 997}
 
 

@@ -52,7 +52,7 @@ def report(tmp_path, version, limits=None, hung_when=_hung.DEFAULT_HUNG_WHEN, se
     if edit:
         edit(data)
     root, dev = recorded.build_tree(tmp_path, data)
-    processes, _skipped = _hung.snapshot(root)
+    processes, _skipped = _hung.snapshot(root, owner=recorded.OWNER)
     socks = recorded.sockets_from_netlink(data) if sockets == "netlink" else recorded.sockets_from_proc(data)
     # the module "runs" inside one recorded session, as it would over Ansible's connection
     self_pid = next(p for p in processes if processes[p]["ppid"] in data["sessions"][self_label]["server_pids"])
@@ -336,7 +336,7 @@ def test_find_orphans():
     sessions = _sshproc.group_sessions(procs, SOCKETS, synthetic.uid_of)
     sessions[1]["socket"] = {"peer": ("10.0.0.3", 40000), "local": ("10.0.0.2", 22)}
     got = _hung.find_orphans(procs, sessions, ENV.get, own_pids=[24])
-    assert got == [{"connection": ("10.0.0.9", 50000, "10.0.0.2", 22), "pids": [50, 51]}]
+    assert got == [{"connection": ("10.0.0.9", 50000, "10.0.0.2", 22), "uid": 1001, "pids": [50, 51]}]
 
 
 def test_no_orphans_where_a_live_connection_is_unknown():
@@ -447,10 +447,10 @@ def test_snapshot_skips_d_state_and_stops_at_its_budget(tmp_path):
     text = data["procs"][str(stuck)]["stat"]
     data["procs"][str(stuck)]["stat"] = text.replace(") S ", ") D ", 1)
     root, _dev = recorded.build_tree(tmp_path, data)
-    processes, skipped = _hung.snapshot(root)
+    processes, skipped = _hung.snapshot(root, owner=recorded.OWNER)
     assert processes[stuck]["stuck"] and processes[stuck]["cmdline"] is None
     assert [s["pid"] for s in skipped] == [stuck] and "D state" in skipped[0]["reason"]
     ticks = iter(range(1000))
-    processes, skipped = _hung.snapshot(root, budget=4.5, clock=lambda: next(ticks))
+    processes, skipped = _hung.snapshot(root, budget=4.5, clock=lambda: next(ticks), owner=recorded.OWNER)
     assert len(processes) == 4 and {s["reason"] for s in skipped} == {"scan time limit reached"}
     assert len(skipped) == len(data["procs"]) - 4

@@ -98,25 +98,35 @@ def test_socket_inodes():
     assert _sshproc.socket_inodes(["/dev/null", "socket:[1002]", "pipe:[7]", "socket:[9]"]) == [1002, 9]
 
 
-def _write(root, pid, stat=STAT, comm="sshd: a) b", cmdline=b"", uid=0, exe=None, fds=()):
-    base = root / str(pid)
+def _write(root, pid, stat=STAT, comm="sshd: a) b", cmdline=b"", uid=0, exe=None, fds=(), mode=0o755):
+    """One process under root/proc; its executable a file under root/fs (mode 0o757: anyone may write it)."""
+    base = root / "proc" / str(pid)
     (base / "fd").mkdir(parents=True)
     (base / "stat").write_text(stat.replace("4242 (sshd: a) b)", "%d (%s)" % (pid, comm)))
     (base / "cmdline").write_bytes(cmdline)
     (base / "status").write_text("Name:\tx\nUid:\t%d\t%d\t%d\t%d\n" % ((uid,) * 4))
     if exe:
-        os.symlink(exe, base / "exe")
+        # the kernel names a replaced executable 'PATH (deleted)'; here that is the file's name
+        target = root / "fs" / exe.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.touch()
+        target.chmod(mode)
+        os.symlink(target, base / "exe")
     for n, link in enumerate(fds):
         os.symlink(link, base / "fd" / str(n + 3))
+
+
+def _read(root, pid):
+    return _sshproc.read_process(str(root / "proc"), pid, owner=recorded.OWNER)
 
 
 def test_read_process_from_a_proc_like_root(tmp_path):
     _write(tmp_path, 4242, comm="sshd-session", cmdline=b"sshd-session: alice@pts/0\0\0", uid=1000,
            exe="/usr/lib/openssh/sshd-session", fds=("socket:[1002]", "/dev/null"))
-    got = _sshproc.read_process(str(tmp_path), 4242)
+    got = _read(tmp_path, 4242)
     assert got["cmdline"] == "sshd-session: alice@pts/0" and got["uid"] == 1000 and got["sockets"] == [1002]
     assert got["title"]["role"] == "user" and got["tty_nr"] == 34816
-    assert _sshproc.read_process(str(tmp_path), 4243) is None
+    assert _read(tmp_path, 4243) is None
 
 
 def test_read_process_reads_titles_and_fds_of_real_ssh_executables_only(tmp_path):
@@ -127,17 +137,20 @@ def test_read_process_reads_titles_and_fds_of_real_ssh_executables_only(tmp_path
            fds=("socket:[8]",))
     # sshd replaced on disk by an upgrade while it runs
     _write(tmp_path, 13, comm="sshd", cmdline=b"sshd: root [priv]\0", exe="/usr/sbin/sshd (deleted)")
-    procs = {p: _sshproc.read_process(str(tmp_path), p) for p in (10, 11, 12, 13)}
+    # a user's own copy of sshd: anyone may write it, as no root-owned file of sshd's would allow
+    _write(tmp_path, 14, comm="sshd", cmdline=b"sshd: root [priv]\0", exe="/home/alice/sshd", mode=0o757)
+    procs = {p: _read(tmp_path, p) for p in (10, 11, 12, 13, 14)}
     assert [procs[p]["sockets"] for p in (10, 11, 12)] == [[], [7], []]
     assert procs[10]["cmdline"] is None and procs[11]["argv"] == ["ssh", "-T", "host"]
     assert procs[12]["title"]["role"] is None and not _sshproc.is_sshd(procs[12])
     assert _sshproc.is_sshd(procs[13]) and procs[13]["title"]["role"] == "monitor"
+    assert not _sshproc.is_sshd(procs[14]) and procs[14]["cmdline"] is None
 
 
 def test_read_process_reads_only_stat_of_a_process_in_d_state(tmp_path):
     stuck = STAT.replace(") S 1", ") D 1")
     _write(tmp_path, 20, stat=stuck, comm="sshd", exe="/usr/sbin/sshd", fds=("socket:[9]",))
-    got = _sshproc.read_process(str(tmp_path), 20)
+    got = _read(tmp_path, 20)
     assert got["stuck"] and got["cmdline"] is None and got["sockets"] == []
 
 
@@ -239,7 +252,7 @@ def test_group_sessions_ignores_what_a_user_can_forge():
 def test_recorded_tables_group_into_sessions(tmp_path, version):
     data = recorded.load(version)
     root, _dev = recorded.build_tree(tmp_path, data)
-    procs = {int(pid): _sshproc.read_process(root, int(pid)) for pid in data["procs"]}
+    procs = {int(pid): _sshproc.read_process(root, int(pid), recorded.OWNER) for pid in data["procs"]}
     sessions = _sshproc.group_sessions(procs, recorded.sockets_from_proc(data), synthetic.uid_of)
     by_port = {s["socket"]["peer"][1]: s for s in sessions if s["socket"]}
     inbound = {k: v for k, v in data["sessions"].items() if k not in ("outbound", "svc-lost")}
