@@ -19,16 +19,20 @@ description:
     C(dead_transport) applies; RV(liveness_source) says which was used.
   - Classifies each entry (see O(hung_when)) and, with O(kill=true), ends the hung ones; never the session the module
     itself runs over (found through process ancestry and the audit session id, which both survive C(become) and
-    ControlPersist), never a process that holds a listening socket (the C(sshd) listener), never a process that is
-    not part of an SSH session, never a connection that has not authenticated.
+    ControlPersist), never the C(sshd) listener, never a process that is not part of an SSH session, never a
+    connection that has not authenticated.
   - Process titles are never trusted, since any user can give a process the title of root's C(sshd) session with
     C(exec -a). A process is
-    C(sshd)'s only when its executable (C(/proc/PID/exe)) is C(sshd), C(sshd-session) or C(sshd-auth); a connection is
+    C(sshd)'s only when its executable (C(/proc/PID/exe)) is C(sshd), C(sshd-session) or C(sshd-auth), owned by root
+    and writable by nobody else (so no user's copy of it); a connection is
     rooted at root's C(sshd) process forked by the listener (known by its listening socket); it is authenticated only
     when a child of it runs as the user its title names (or, for root logins before OpenSSH 9.8, the root process
     itself names root); and a tty counts only when a process of the session holds it as its controlling tty. So the
     C(USER [priv]) title a monitor takes before authentication, and the C(USER [postauth]) of OpenSSH 10.5, change
     nothing.
+  - A socket counts for an inbound session only when root made it (sshd's accepted connections are), for an outbound
+    client only when its user did and it goes to the server's port; a socket inode number two sockets share (the
+    kernel's counter wraps) counts for nobody.
   - Run as root to see every session; as another user it sees and ends only what that user may signal.
   - The role C(hangup.ssh.keepalive) makes sshd and ssh drop dead peers by themselves; this module finds what is
     still hung, for example sessions opened before the role was applied, which keep the old settings.
@@ -141,6 +145,10 @@ notes:
   - In check mode C(changed) says whether O(kill=true) would end something.
   - Not root, the module cannot run C(sshd -T) for the sessions or C(ssh -G) as other users; it says so with a warning
     and RV(unresponsive_off) names what V(unresponsive_peer) is off for.
+  - C(ssh -G) runs as the client's user and evaluates that user's C(Match exec) commands, as that user's own C(ssh)
+    does. Each lookup gets 2 s and 64 KiB of output in a process group of its own, killed as a group when done, and
+    all lookups together stop after 10 s; a command that leaves its group with C(setsid) can outlive the module, as
+    that user.
   - A multiplexing master (C(ssh -M)) retitles itself and loses its options; its keepalive settings are looked up for
     its peer's address, so a C(Host) block that names the host by an alias does not apply to it.
   - A probe is recognised by the timing of what was sent, not its content. A session that C(sshd) does not probe
