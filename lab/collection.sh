@@ -24,6 +24,7 @@ ansible-doc -t filter hangup.ssh.keepalive_timing >/dev/null
 ansible-doc -t role hangup.ssh.keepalive >/dev/null
 ansible-doc -t module hangup.ssh.hung_sessions >/dev/null
 ansible-doc -t module hangup.ssh.hard_timeout >/dev/null
+ansible-doc -t module hangup.ssh.user_ssh_config >/dev/null
 # the playbook by its FQCN, from the installed copy
 (cd "$work" && ansible-playbook hangup.ssh.harden_ssh --syntax-check >/dev/null)
 echo "collection: ansible-playbook hangup.ssh.harden_ssh resolves in the installed copy"

@@ -389,7 +389,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hangup.ssh.plugins.module_utils import _hung, _kill, _openssh
+from ansible_collections.hangup.ssh.plugins.module_utils import _hung, _kill, _openssh, _run
 
 ARGUMENT_SPEC = dict(
     kill=dict(type="bool", default=False),
@@ -457,7 +457,7 @@ class Keepalives(object):
                 os.initgroups(pw.pw_name, pw.pw_gid)
                 os.setgid(pw.pw_gid)
                 os.setuid(pw.pw_uid)
-        return _hung.run_bounded(argv, LOOKUP_TIMEOUT, env=env, preexec_fn=drop, merge_stderr=pw is None)
+        return _run.run_bounded(argv, LOOKUP_TIMEOUT, env=env, preexec_fn=drop, merge_stderr=pw is None)
 
     def _turn_off(self, side, why):
         if side not in self.off:

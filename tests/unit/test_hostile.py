@@ -13,7 +13,7 @@ import pytest
 import synthetic
 from synthetic import proc
 
-from ansible_collections.hangup.ssh.plugins.module_utils import _hung, _kill, _sshproc
+from ansible_collections.hangup.ssh.plugins.module_utils import _hung, _kill, _run, _sshproc
 
 LIMITS = {"unacked_timeout": 30, "max_backoff": 6, "unresponsive_timeout": None, "max_idle": 0}
 ALL = tuple(_hung.CLASSES)
@@ -187,11 +187,11 @@ def test_a_lookup_is_bounded_in_time_and_output_and_leaves_nothing_behind():
               "    time.sleep(60); sys.exit()\n"
               "print(os.getpgrp(), flush=True)\n"
               "sys.stdout.write('x' * 3000000); sys.stdout.flush(); time.sleep(60)\n")
-    rc, out = _hung.run_bounded([sys.executable, "-c", script], timeout=2, limit=1000)
+    rc, out = _run.run_bounded([sys.executable, "-c", script], timeout=2, limit=1000)
     assert rc is None and "2 s" in out
-    rc, out = _hung.run_bounded([sys.executable, "-c", "import os; print(os.getpgrp())"], timeout=5)
+    rc, out = _run.run_bounded([sys.executable, "-c", "import os; print(os.getpgrp())"], timeout=5)
     assert rc == 0 and int(out) != os.getpgrp()  # a session and group of its own, killed as a whole
-    rc, out = _hung.run_bounded([sys.executable, "-c", "print('y' * 100000)"], timeout=5, limit=1000)
+    rc, out = _run.run_bounded([sys.executable, "-c", "print('y' * 100000)"], timeout=5, limit=1000)
     assert rc == 0 and out == "y" * 1000
 
 
@@ -201,7 +201,7 @@ def test_a_lookups_leftover_children_are_killed():
               "if os.fork() == 0:\n"
               "    sys.argv[0] = %r; time.sleep(60)\n"
               "print('done')\n" % marker)
-    rc, out = _hung.run_bounded([sys.executable, "-c", script], timeout=5)
+    rc, out = _run.run_bounded([sys.executable, "-c", script], timeout=5)
     assert rc == 0 and out.strip() == "done"
     time.sleep(0.2)
     left = [p for p in os.listdir("/proc") if p.isdigit() and _cmd(p).count(marker)]

@@ -5,10 +5,12 @@ molecule converge applied the role with a 20 s dead-peer time on both ends, an
 UnusedConnectionTimeout of 3600 s and alice as a managed user (converge.yml).
 """
 
+import shlex
+
 import pytest
 
 from ansible_collections.hangup.ssh.plugins.module_utils._openssh import derive_timing, parse_dump, parse_version
-from hangkit import NO_KEEPALIVE
+from hangkit import NO_KEEPALIVE, Host, podman
 from playbook import role_play, run_playbook
 
 KNOB = 20
@@ -301,3 +303,110 @@ def test_without_the_role_the_same_sessions_stay_hung_for_twice_the_knob(measure
 def test_a_healthy_idle_session_survives_three_times_the_knob(measured):
     healthy = {k: v for k, v in measured.items() if ":healthy-idle" in k}
     assert len(healthy) == 4 and all(v["still_up"] for v in healthy.values()), healthy
+
+
+# ------------------------------------------------------------ a listed user, hostile
+
+CLIENT_ONLY = dict(CONVERGE_VARS, keepalive_server=False)
+ROOT_SECRET, SHADOW_SECRET = "HKROOTSECRET", "HKSHADOWSECRET"
+# as the user, for as long as it runs: ~/.ssh a directory, then a link to root's; config a link to
+# /etc/shadow, then to a path that does not exist
+SWAP_LOOP = """
+h=/home/trudy
+while :; do
+  rm -rf $h/.ssh; ln -s /root/.ssh $h/.ssh
+  rm -f $h/.ssh; mkdir $h/.ssh; ln -s /etc/shadow $h/.ssh/config
+  rm -f $h/.ssh/config; ln -s /tmp/hk-ka-missing $h/.ssh/config
+  rm -f $h/.ssh/config
+done
+"""
+
+
+def user_with(lab, user, config=None, home_setup=None):
+    for h in lab.hosts.values():
+        h.sh(f"id {user} >/dev/null 2>&1 || useradd -m -s /bin/sh {user}")
+        if home_setup:
+            h.sh(home_setup)
+        if config is not None:
+            h.sh(f"install -d -o {user} -g {user} -m 700 ~{user}/.ssh && "
+                 f"install -o {user} -g {user} -m 600 /dev/stdin ~{user}/.ssh/config", input=config)
+
+
+def test_a_match_exec_in_the_users_file_never_runs_as_root(lab):
+    user_with(lab, "carol", config='Match exec "touch /tmp/hk-ka-canary-$(id -u)"\nHost git.example.com\n    User git\n')
+    rc, out, _stats = run_playbook(all_hosts(lab), ROLE_PLAY, dict(CLIENT_ONLY, keepalive_users=["carol"]))
+    assert rc == 0, out[-3000:]
+    for name, h in lab.hosts.items():
+        canaries = h.sh("ls /tmp/hk-ka-canary-* 2>/dev/null; true").stdout.split()
+        assert "/tmp/hk-ka-canary-0" not in canaries, (name, canaries)
+        assert "# BEGIN hangup.ssh.keepalive" in h.sh("cat /home/carol/.ssh/config").stdout
+
+
+def test_a_user_swapping_links_while_the_role_runs_gets_nothing_of_roots(lab):
+    user_with(lab, "trudy")
+    for h in lab.hosts.values():
+        h.sh(f"mkdir -p -m 700 /root/.ssh && echo '# {ROOT_SECRET}' >> /root/.ssh/config && "
+             f"(id hkcanary >/dev/null 2>&1 || useradd -M -p '{SHADOW_SECRET}' hkcanary) && rm -f /tmp/hk-ka-missing")
+    watched = ["/etc/shadow", "/root/.ssh", "/root/.ssh/*"]
+    before = checksums(lab, watched)
+    loops = {n: h.sh(f"runuser -u trudy -- sh -c {shlex.quote(SWAP_LOOP)} >/dev/null 2>&1 & echo $!").stdout.strip()
+             for n, h in lab.hosts.items()}
+    outcomes = []
+    try:
+        for run in range(20):
+            # every fourth run as --check --diff: a diff must never show root's files either
+            check = run % 4 == 3
+            rc, out, _stats = run_playbook(all_hosts(lab), ROLE_PLAY, dict(CLIENT_ONLY, keepalive_users=["trudy"]),
+                                           check=check, diff=check)
+            outcomes.append(rc)
+            assert ROOT_SECRET not in out and SHADOW_SECRET not in out, out[-3000:]
+            assert "Traceback" not in out, out[-3000:]
+    finally:
+        for n, pid in loops.items():
+            lab.host(n).sh(f"kill {pid}; pkill -u trudy; true")
+    print(f"20 role runs against the swapping loop: rc {outcomes}")
+    assert checksums(lab, watched) == before
+    for name, h in lab.hosts.items():
+        assert h.sh("ls /tmp/hk-ka-missing 2>/dev/null; true").stdout == "", name
+        # whatever trudy's home holds now is trudy's
+        assert h.sh("find /home/trudy ! -user trudy").stdout.strip() == "", name
+
+
+def test_a_symlinked_home_is_configured(lab):
+    user_with(lab, "sam", home_setup="id sam >/dev/null && mkdir -p /data/home && "
+              "{ [ -L /home/sam ] || { mv /home/sam /data/home/sam && ln -s /data/home/sam /home/sam; }; }")
+    rc, out, _stats = run_playbook(all_hosts(lab), ROLE_PLAY, dict(CLIENT_ONLY, keepalive_users=["sam"]))
+    assert rc == 0, out[-3000:]
+    for name, h in lab.hosts.items():
+        assert h.sh("stat -c '%U %a' /data/home/sam/.ssh/config").stdout.split() == ["sam", "600"], name
+        assert "hangup.ssh.keepalive" in h.sh("cat /data/home/sam/.ssh/config").stdout
+
+
+def test_a_home_the_user_cannot_open_is_named_and_skipped_or_failed(lab):
+    user_with(lab, "nina", home_setup="chown root: /home/nina && chmod 0700 /home/nina")
+    rc, out, _stats = run_playbook(one_host(lab), ROLE_PLAY, dict(CLIENT_ONLY, keepalive_users=["nina"]))
+    assert rc != 0 and "nina cannot open the home directory /home/nina" in out, out[-2000:]
+    skip = dict(CLIENT_ONLY, keepalive_users=["nina"], keepalive_users_missing_home="skip")
+    rc, out, _stats = run_playbook(one_host(lab), ROLE_PLAY, skip)
+    assert rc == 0 and "nina cannot open the home directory /home/nina" in out, out[-2000:]
+
+
+def test_a_client_only_host_without_sshd(lab):
+    name = "hk-ka-clientonly"
+    podman("rm", "-f", name, check=False)
+    podman("run", "-d", "--name", name, "--hostname", name, "localhost/hangup-lab:d12")
+    try:
+        h = Host(name)
+        # lab-init has started sshd once its pid file is there; then the package goes, without asking
+        h.sh("for i in $(seq 50); do test -e /run/sshd.pid && break; sleep 0.2; done; "
+             "printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d && chmod 0755 /usr/sbin/policy-rc.d && "
+             "DEBIAN_FRONTEND=noninteractive dpkg --purge openssh-server >/tmp/purge.log 2>&1; "
+             "rm -f /usr/sbin/policy-rc.d; ! test -e /usr/sbin/sshd", timeout=120)
+        rc, out, _stats = run_playbook([name], ROLE_PLAY, dict(CLIENT_ONLY, keepalive_users=[]))
+        assert rc == 0, out[-3000:]
+        eff = parse_dump(h.sh("ssh -G probe.invalid").stdout)
+        assert eff["serveraliveinterval"] == str(derive_timing(KNOB, h.openssh_version(), "client")["interval"])
+        rc, out, _stats = run_playbook([name], ROLE_PLAY, dict(CONVERGE_VARS, keepalive_users=[]))
+        assert rc != 0 and "/usr/sbin/sshd is not installed" in out and "keepalive_server=false" in out, out[-2000:]
+    finally:
+        podman("rm", "-f", name, check=False)
