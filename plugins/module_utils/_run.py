@@ -12,6 +12,19 @@ import subprocess
 import time
 
 
+# all a command that may run a user's code gets of the module's environment
+CLEAN_ENV = {"LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+
+
+def become(pw):
+    """Take pw's uid, gid and groups for good (root only), and check that they took."""
+    os.setgroups(os.getgrouplist(pw.pw_name, pw.pw_gid))
+    os.setgid(pw.pw_gid)
+    os.setuid(pw.pw_uid)
+    if (os.getuid(), os.geteuid(), os.getgid(), os.getegid()) != (pw.pw_uid, pw.pw_uid, pw.pw_gid, pw.pw_gid):
+        raise RuntimeError("could not become %s" % pw.pw_name)
+
+
 def _exited(pid):
     """Whether a child has exited, leaving it unreaped (its pid and group id stay taken)."""
     try:
@@ -28,13 +41,14 @@ def run_bounded(argv, timeout, limit=65536, env=None, preexec_fn=None, merge_std
     seconds; then, or once it has finished, whatever is left of its process
     group is killed. Lookups run user configurations (ssh's `Match exec`), so
     nothing they do may grow without bound. Standard error is discarded
-    unless merge_stderr; stdin, a file descriptor, else /dev/null.
+    unless merge_stderr; stdin, a file descriptor, else /dev/null; env,
+    CLEAN_ENV unless given.
     """
     try:
         # run_command can bound neither time nor output, nor give the command a process group to kill
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL if stdin is None else stdin, stdout=subprocess.PIPE,  # pylint: disable=ansible-bad-function
                                 stderr=subprocess.STDOUT if merge_stderr else subprocess.DEVNULL,
-                                env=env, close_fds=True, start_new_session=True,
+                                env=dict(CLEAN_ENV) if env is None else env, close_fds=True, start_new_session=True,
                                 preexec_fn=preexec_fn)
     except (OSError, subprocess.SubprocessError) as exc:
         return None, str(exc)

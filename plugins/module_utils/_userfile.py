@@ -28,8 +28,6 @@ from ansible_collections.hangup.ssh.plugins.module_utils import _run
 # larger than any hand-written client configuration; bounds what is read
 MAX_CONFIG = 1 << 20
 VALIDATE_TIMEOUT = 5
-# all a command run as the user gets of the module's environment
-CLEAN_ENV = {"LC_ALL": "C", "PATH": "/usr/bin:/bin"}
 # the whole of one user's change, acting as that user
 AS_USER_TIMEOUT = 60
 MAX_FD = os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 65536
@@ -165,7 +163,7 @@ def _validate(fd, ssh_binary, label):
     """
     os.lseek(fd, 0, os.SEEK_SET)
     rc, out = _run.run_bounded([ssh_binary, "-G", "-F", "/dev/stdin", "hangup-validate.invalid"], VALIDATE_TIMEOUT,
-                               env=dict(CLEAN_ENV), merge_stderr=True, stdin=fd)
+                               merge_stderr=True, stdin=fd)
     if rc != 0:
         first = [line for line in (out or "").splitlines() if line.strip()][:1]
         raise Refused("%s with the block does not parse (ssh -G: %s)" % (label, printable(first[0]) if first else rc))
@@ -196,7 +194,7 @@ def _write(ssh_fd, text, ssh_binary, label):
 
 def effective(ssh_binary, keywords):
     """What `ssh -G` says of keywords for a host no configuration names, as the user; lines 'keyword value'."""
-    rc, out = _run.run_bounded([ssh_binary, "-G", "hangup-verify.invalid"], VALIDATE_TIMEOUT, env=dict(CLEAN_ENV))
+    rc, out = _run.run_bounded([ssh_binary, "-G", "hangup-verify.invalid"], VALIDATE_TIMEOUT)
     if rc != 0:
         raise Refused("ssh -G as the user gave no configuration (%s)" % (printable(out) if rc is None else "rc %s" % rc))
     wanted = set(k.lower() for k in keywords)
@@ -257,12 +255,8 @@ def _become(pw, keep_fd):
     os.closerange(keep_fd + 1, MAX_FD)
     os.chdir("/")
     os.environ.clear()
-    os.environ.update(CLEAN_ENV)
-    os.setgroups(os.getgrouplist(pw.pw_name, pw.pw_gid))
-    os.setgid(pw.pw_gid)
-    os.setuid(pw.pw_uid)
-    if (os.getuid(), os.geteuid(), os.getgid(), os.getegid()) != (pw.pw_uid, pw.pw_uid, pw.pw_gid, pw.pw_gid):
-        raise RuntimeError("could not become %s" % pw.pw_name)
+    os.environ.update(_run.CLEAN_ENV)
+    _run.become(pw)
     # the kernel makes a process that changed its ids undumpable unless fs.suid_dumpable says otherwise
     try:
         import ctypes

@@ -448,16 +448,10 @@ class Keepalives(object):
 
     def _run(self, argv, pw=None):
         """(rc, output) of a lookup, as `pw`'s user when given (then without its standard error)."""
-        env = {"LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
-        drop = None
-        if pw is not None:
-            env["HOME"] = pw.pw_dir
-
-            def drop():
-                os.initgroups(pw.pw_name, pw.pw_gid)
-                os.setgid(pw.pw_gid)
-                os.setuid(pw.pw_uid)
-        return _run.run_bounded(argv, LOOKUP_TIMEOUT, env=env, preexec_fn=drop, merge_stderr=pw is None)
+        if pw is None:
+            return _run.run_bounded(argv, LOOKUP_TIMEOUT, merge_stderr=True)
+        return _run.run_bounded(argv, LOOKUP_TIMEOUT, env=dict(_run.CLEAN_ENV, HOME=pw.pw_dir),
+                                preexec_fn=lambda: _run.become(pw))
 
     def _turn_off(self, side, why):
         if side not in self.off:

@@ -156,7 +156,7 @@ def check_block(module, ssh):
         with open(path, "w") as f:
             f.write(module.params["block"])
         rc, out = _run.run_bounded([ssh, "-G", "-F", path, "hangup-validate.invalid"], _userfile.VALIDATE_TIMEOUT,
-                                   env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"}, merge_stderr=True)
+                                   merge_stderr=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if rc != 0:
