@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Host preparation for the lab: Debian packages and the podman configuration.
 # Idempotent. Changes on the host (see README, "What make setup changes"):
-#   - installs podman, runc, debootstrap, iptables, shellcheck (Debian packages)
+#   - installs podman, runc, debootstrap, iptables, shellcheck, and gcc for a unit test's setuid-root helper
+#     (Debian packages)
 #   - writes /etc/containers/containers.conf, marked as ours; a file that is
 #     not ours is never overwritten.
 set -euo pipefail
 
 conf=/etc/containers/containers.conf
 marker="# managed by hangup.ssh lab (lab/setup-host.sh)"
-packages=(podman runc debootstrap iptables shellcheck)
+packages=(podman runc debootstrap iptables shellcheck gcc libc6-dev)
 
 log() { printf 'setup-host: %s\n' "$*"; }
 die() { printf 'setup-host: ERROR: %s\n' "$*" >&2; exit 1; }

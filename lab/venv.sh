@@ -40,8 +40,15 @@ link="$top/.lab/collections/ansible_collections/hangup/ssh"
 mkdir -p "$(dirname "$link")"
 [ "$(readlink "$link" 2>/dev/null)" = ../../../.. ] || ln -sfn ../../../.. "$link"
 
+# ansible-test's pip bootstrap stand-in (written below), and the wheel it installs, are still there
+standin_ok() {
+    local script="$HOME/.ansible/test/cache/get_pip_${ansible_test_pip//./_}.py" wheel
+    wheel=$(sed -n 's/^wheel = "\(.*\)"$/\1/p' "$script" 2>/dev/null)
+    [ -n "$wheel" ] && [ -f "$wheel" ]
+}
+
 stamp="$venv/.hangup-stamp"
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$(stamp_now)" ] && [ -x "$venv/bin/ansible" ]; then
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$(stamp_now)" ] && [ -x "$venv/bin/ansible" ] && standin_ok; then
     log "$venv up to date"
     exit 0
 fi
@@ -79,6 +86,9 @@ cache="$HOME/.ansible/test/cache"
 mkdir -p "$cache" "$state/wheels/pip"
 [ -n "$(ls "$state/wheels/pip" 2>/dev/null)" ] || "$venv/bin/pip" download -q --no-deps -d "$state/wheels/pip" "pip==$ansible_test_pip"
 pipwhl=$(find "$state/wheels/pip" -maxdepth 1 -name "pip-$ansible_test_pip-*.whl" | head -n1)
+# beside the script, not in this checkout: the cache is shared, and a checkout (a CI clone) may go away
+cp "$pipwhl" "$cache/"
+pipwhl="$cache/$(basename "$pipwhl")"
 cat > "$cache/get_pip_${ansible_test_pip//./_}.py" <<EOF
 # Written by hangup.ssh lab/venv.sh: stands in for get-pip.py, offline.
 # Called as get-pip.py is (pip==X --no-setuptools --no-wheel ...); installs the

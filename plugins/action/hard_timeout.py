@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import threading
 import time
 
@@ -14,21 +15,55 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from ansible_collections.hangup.ssh.plugins.module_utils import _deadline, _sshproc
+from ansible_collections.hangup.ssh.plugins.module_utils import _deadline
 
 display = Display()
 
 
-def _ssh_children(pid):
-    """PIDs of ssh processes started by this worker: the connection's exec that hangs on a frozen host."""
+def parse_ps(text, parent):
+    """PIDs whose parent is `parent`, from `ps -A -o pid= -o ppid=` output."""
     found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        stat = _sshproc.read_stat("/proc", int(name))
-        if stat and stat["ppid"] == pid and stat["comm"] in ("ssh", "sshpass"):
-            found.append(stat["pid"])
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) == 2 and fields[0].isdigit() and fields[1] == str(parent):
+            found.append(int(fields[0]))
     return found
+
+
+def _linux_children(parent):
+    """Direct children from the kernel's list of this process's own threads, or None where there is none: it
+    reads nothing of other processes, which could hang on one stuck in the kernel."""
+    found = []
+    try:
+        for tid in os.listdir("/proc/%d/task" % parent):
+            with open("/proc/%d/task/%s/children" % (parent, tid)) as f:
+                found.extend(int(pid) for pid in f.read().split())
+    except (OSError, ValueError):
+        return None
+    return found
+
+
+def children(parent):
+    """This worker's child processes (the connection's exec that hangs on a frozen host), on any POSIX
+    controller; none when neither the kernel nor ps can tell."""
+    found = _linux_children(parent)
+    if found is not None:
+        return found
+    try:
+        out = subprocess.run(["ps", "-A", "-o", "pid=", "-o", "ppid="], capture_output=True, text=True, timeout=2,
+                             check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return parse_ps(out, parent)
+
+
+def still_our_child(pid):
+    """Whether pid is still this process's unreaped child, so that its number cannot be anyone else's."""
+    try:
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except (ChildProcessError, OSError):
+        return False
+    return True
 
 
 class ActionModule(ActionBase):
@@ -54,9 +89,9 @@ class ActionModule(ActionBase):
         _validation, params = self.validate_argument_spec(
             argument_spec=_deadline.ARGUMENT_SPEC, mutually_exclusive=_deadline.MUTUALLY_EXCLUSIVE,
             required_one_of=_deadline.REQUIRED_ONE_OF)
-        problem = _deadline.check_numbers(params)
-        if problem:
-            raise AnsibleActionFail(problem)
+        problems = _deadline.input_problems(params)
+        if problems:
+            raise AnsibleActionFail("; ".join(problems))
         bound = _deadline.controller_bound(params)
 
         outcome = {}
@@ -79,23 +114,31 @@ class ActionModule(ActionBase):
             result.update(failed=True, timed_out=True, controller_timed_out=True, changed=False,
                           elapsed=round(time.monotonic() - started, 3),
                           msg="no answer from the host within %g s (timeout %g + kill_after %g + %g + margin %g); "
-                              "the connection was reset; the command's supervisor on the host ends its tree by itself"
+                              "the connection was reset; the command's supervisor on the host, or the module waiting "
+                              "for it, ends its tree by itself, unless both were killed: then it may still run"
                               % (bound, params["timeout"], params["kill_after"], _deadline.SLACK,
                                  params["margin"]))
             return result
         if "error" in outcome:
             raise outcome["error"]
         result.update(outcome["result"])
+        if result.get("failed") and "timed_out" not in result:
+            # the module itself died (killed with its supervisor): nothing on the host watches the tree any more
+            result["msg"] = "%s; the module ended without a result, so the command's tree may still run on the " \
+                            "host" % result.get("msg", "module failure")
         result.setdefault("timed_out", False)
         return result
 
     def _give_up_connection(self):
         """End the hung exec (the connection plugin's child ssh) and reset the connection."""
-        for pid in _ssh_children(os.getpid()):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+        found = children(os.getpid())
+        display.vvv("hard_timeout: giving up; the connection's processes: %s" % found)
+        for pid in found:
+            if still_our_child(pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
         try:
             self._connection.reset()
         except Exception as exc:  # pylint: disable=broad-except
@@ -103,7 +146,7 @@ class ActionModule(ActionBase):
 
     def cleanup(self, force=False):
         if self._gave_up:
-            # the host does not answer: leave the module's tmp dir there rather than hang removing it
-            self._connection._shell.tmpdir = None
+            # the host does not answer: leave the module's tmp dir there (the module's command removes it when
+            # the host comes back) rather than hang removing it
             return
         super(ActionModule, self).cleanup(force)

@@ -1,41 +1,31 @@
 # -*- coding: utf-8 -*-
 # Copyright: hangup.ssh contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A command under a hard deadline: a detached supervisor that no process of the tree outlives.
-
-The supervisor runs the command in a new session with a cookie in its
-environment, reads its output into bounded buffers, sends the first signal
-to the process group at the deadline and SIGKILL after kill_after, and
-sweeps /proc for processes that carry the cookie but left the group
-(setsid, double fork). It is detached (double fork, own session), so losing
-the controller's connection does not stop it from cleaning up.
-"""
+"""What hangup.ssh.hard_timeout decides without touching a process: its input, its bounds, which signal is due
+when, and how output becomes text. Shared by the action on the controller and the module on the host."""
 
 from __future__ import annotations
 
-import errno
-import json
-import os
-import select
-import signal
-import subprocess
-import time
-import uuid
+import base64
+import shlex
 
-from ansible_collections.hangup.ssh.plugins.module_utils import _kill, _sshproc
+from ansible_collections.hangup.ssh.plugins.module_utils import _checks
 
-COOKIE_VAR = "HANGUP_SSH_DEADLINE"
 SIGNALS = ("TERM", "INT", "HUP", "QUIT", "USR1", "USR2", "KILL")
 RC_TIMED_OUT = 124
 RC_KILLED = 137
+# upper bounds, stated in the documentation: a week of run time, an hour of grace or margin, 64 MiB of output
+MAX_TIMEOUT = 604800
+MAX_GRACE = 3600
+MAX_OUTPUT = 64 * 1024 * 1024
+MIN_MARGIN = 5
 # after SIGKILL, how long the tree may take to disappear
 REAP_SECONDS = 3.0
-# the module's wait beyond the deadline and kill_after: the reaping, and starting the supervisor
-SLACK = REAP_SECONDS + 2.0
-POLL = 0.05
-# how long the tree must stay empty after the command ended before it counts as gone:
-# a process is invisible to the scan only while it execs, far shorter than this
-SETTLE = 0.03
+# the module's wait beyond the deadline and kill_after: the reaping, the last scan for what is left,
+# and starting the supervisor
+SLACK = REAP_SECONDS + 3.0
+# how long a command that ended may leave something holding its output before that is ended too
+HOLD_SECONDS = 0.2
 
 ARGUMENT_SPEC = dict(
     cmd=dict(type="str"),
@@ -51,25 +41,51 @@ ARGUMENT_SPEC = dict(
     kill_after=dict(type="float", default=5),
     signal=dict(type="str", default="TERM", choices=list(SIGNALS)),
     output_limit=dict(type="int", default=1048576),
+    output_encoding=dict(type="str", default="text", choices=["text", "base64"]),
     margin=dict(type="float", default=15),
 )
 MUTUALLY_EXCLUSIVE = [["cmd", "argv"]]
 REQUIRED_ONE_OF = [["cmd", "argv"]]
 
 
-def check_numbers(params):
-    """What the argument spec cannot say, as an error naming the parameter, or None."""
-    if params["timeout"] is None or not params["timeout"] > 0:
-        return "timeout must be a number of seconds above 0, got %s" % params["timeout"]
-    if params["kill_after"] < 0:
-        return "kill_after must be 0 or more seconds, got %s" % params["kill_after"]
-    if params["output_limit"] < 0:
-        return "output_limit must be 0 or more bytes, got %s" % params["output_limit"]
-    if params["margin"] < 5:
-        return "margin must be at least 5 seconds, got %s" % params["margin"]
+def command_argv(params):
+    """(argv, problems): the command to run, or what keeps it from being one."""
+    if params.get("argv") is not None:
+        if params["shell"]:
+            return None, ["argv: not with shell=true; give a shell command as cmd"]
+        if not params["argv"] or not params["argv"][0]:
+            return None, ["argv: must start with the command to run, got %r" % (params["argv"],)]
+        argv = list(params["argv"])
+    elif not (params.get("cmd") or "").strip():
+        return None, ["cmd: no command given"]
+    elif params["shell"]:
+        argv = [params["executable"] or "/bin/sh", "-c", params["cmd"]]
+    else:
+        try:
+            argv = shlex.split(params["cmd"])
+        except ValueError as exc:
+            return None, ["cmd: cannot be split into arguments (%s); quote it, or use argv or shell=true" % exc]
+    if any("\0" in arg for arg in argv):
+        return None, ["%s: holds a NUL byte" % ("argv" if params.get("argv") is not None else "cmd")]
+    return argv, []
+
+
+def input_problems(params):
+    """What the argument spec cannot say, one message per problem, each naming the parameter."""
+    problems = [p for p in (
+        _checks.number_problem("timeout", params["timeout"], 0, MAX_TIMEOUT, low_open=True),
+        _checks.number_problem("kill_after", params["kill_after"], 0, MAX_GRACE),
+        _checks.number_problem("margin", params["margin"], MIN_MARGIN, MAX_GRACE),
+        _checks.number_problem("output_limit", params["output_limit"], 0, MAX_OUTPUT, unit="bytes"),
+    ) if p]
+    if params["timeout"] is None:
+        problems.insert(0, "timeout: required")
     if params["executable"] and not params["shell"]:
-        return "executable is only used with shell=true"
-    return None
+        problems.append("executable: only used with shell=true")
+    if params.get("stdin") is not None and "\0" in params["stdin"]:
+        problems.append("stdin: holds a NUL byte")
+    problems.extend(command_argv(params)[1])
+    return problems
 
 
 def remote_wait(timeout, kill_after):
@@ -89,238 +105,68 @@ def rc_for(timed_out, signal_sent, returncode):
     return RC_KILLED if signal_sent == "KILL" else RC_TIMED_OUT
 
 
-class Buffer(object):
-    """The first `limit` bytes of a stream, and whether more came."""
+class Schedule(object):
+    """Which signal is due when, for a tree whose leader started at `started`.
 
-    def __init__(self, limit):
-        self.limit, self.data, self.truncated = limit, bytearray(), False
-
-    def add(self, chunk):
-        room = self.limit - len(self.data)
-        if len(chunk) > room:
-            self.truncated = True
-        if room > 0:
-            self.data.extend(chunk[:room])
-
-    def text(self):
-        return bytes(self.data).decode("utf-8", "replace")
-
-
-def members(cookie, pgid, root="/proc", escaped_only=False):
-    """(pid, starttime) of every live process of the tree: in the command's process group, or
-    carrying the cookie in its environment (those that left the group with setsid). Zombies
-    are not counted: they are gone, only not yet reaped.
+    Pure: the supervisor and the module taking over from it both follow it.
+    `step` is told what was seen and answers with a signal name to send now,
+    "done", or None (wait). Signals of the deadline are recorded in
+    `signal_times` and `signal_sent`; the clean-up of what a command that
+    ended in time left holding its output is not a timeout.
     """
-    marker = ("%s=%s" % (COOKIE_VAR, cookie)).encode()
-    found = []
-    for name in os.listdir(root):
-        if not name.isdigit():
-            continue
-        pid = int(name)
-        stat = _sshproc.read_stat(root, pid)
-        if stat is None or stat["state"] in ("Z", "X"):
-            continue
-        if stat["pgrp"] == pgid:
-            if escaped_only:
-                continue
-        else:
-            try:
-                with open(os.path.join(root, name, "environ"), "rb") as f:
-                    if marker not in f.read().split(b"\0"):
-                        continue
-            except (IOError, OSError):
-                continue
-        found.append((pid, stat["starttime"]))
-    return found
 
+    def __init__(self, started, timeout, kill_after, first_signal="TERM"):
+        self.started, self.deadline, self.kill_after, self.first = started, started + timeout, kill_after, first_signal
+        self.timed_out, self.signal_sent, self.signal_times = False, None, {}
+        self._held_since = self._kill_at = self._give_up_at = None
 
-def _signal_group(pgid, sig):
-    try:
-        os.killpg(pgid, sig)
-    except OSError as exc:
-        if exc.errno != errno.ESRCH:
-            raise
-
-
-def supervise(argv, timeout, kill_after=5.0, first_signal="TERM", chdir=None, stdin=None, output_limit=1048576,
-              root="/proc", clock=time.monotonic):
-    """Run argv under the deadline; returns the result dict (see the module's RETURN)."""
-    cookie = uuid.uuid4().hex
-    env = dict(os.environ)
-    env[COOKIE_VAR] = cookie
-    started, wall_start = clock(), time.time()
-    try:
-        # run_command cannot give the command its own session, stream bounded output and signal the group
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,  # pylint: disable=ansible-bad-function
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=chdir, env=env,
-                                start_new_session=True, close_fds=True)
-    except OSError as exc:
-        return {"rc": 127 if exc.errno == errno.ENOENT else 126, "stdout": "", "stderr": "", "timed_out": False,
-                "signal_sent": None, "msg": "could not run %s: %s" % (argv[0], exc.strerror or exc),
-                "start_time": wall_start, "end_time": time.time(), "elapsed": 0.0, "swept": [],
-                "stdout_truncated": False, "stderr_truncated": False}
-    if stdin is not None:
-        try:
-            proc.stdin.write(stdin.encode())
-        except OSError:
-            pass  # the command did not read it
-        finally:
-            proc.stdin.close()
-    buffers = {proc.stdout.fileno(): Buffer(output_limit), proc.stderr.fileno(): Buffer(output_limit)}
-    streams = {proc.stdout.fileno(): proc.stdout, proc.stderr.fileno(): proc.stderr}
-    out, err = buffers[proc.stdout.fileno()], buffers[proc.stderr.fileno()]
-    pgid, deadline = proc.pid, started + timeout
-    timed_out, signal_sent, signal_times, swept = False, None, {}, set()
-    phase, held_since, kill_at, reap_until = "running", None, None, None
-
-    def gone():
-        return not members(cookie, pgid, root)
-
-    while True:
-        if streams:
-            _read_ready(streams, buffers, POLL)
-        else:
-            time.sleep(POLL)
-        now = clock()
-        main_exited = proc.poll() is not None
-        if phase == "running":
-            if main_exited:
-                if not streams:
-                    break
-                # the command ended; something it left behind still holds its output
-                held_since = held_since or now
-                if now - held_since > 4 * POLL:
-                    _signal_group(pgid, signal.SIGTERM)
-                    swept.update(_sweep(cookie, pgid, signal.SIGTERM, root))
-                    phase, kill_at = "cleanup", now + kill_after
-            elif now >= deadline:
-                timed_out, signal_sent, phase, kill_at = True, first_signal, "signalled", now + kill_after
-                signal_times[first_signal] = round(now - started, 3)
-                _signal_group(pgid, getattr(signal, "SIG" + first_signal))
-                swept.update(_sweep(cookie, pgid, getattr(signal, "SIG" + first_signal), root))
-        elif phase in ("signalled", "cleanup"):
-            if main_exited and gone():
-                break
-            if now >= kill_at:
-                if phase == "signalled":
-                    signal_sent = "KILL"
-                    signal_times["KILL"] = round(now - started, 3)
-                _signal_group(pgid, signal.SIGKILL)
-                swept.update(_sweep(cookie, pgid, signal.SIGKILL, root))
-                phase, reap_until = "killed", now + REAP_SECONDS
-        elif (main_exited and gone()) or now >= reap_until:
-            break
-    proc.wait()
-    _drain_until(streams, buffers, clock() + 0.5, clock)
-    # a daemon that closed its output and outlived a command that ended in time goes too
-    swept.update(_final_sweep(cookie, pgid, kill_after, root, clock))
-    for stream in (proc.stdout, proc.stderr):
-        stream.close()
-    return {
-        "rc": rc_for(timed_out, signal_sent, proc.returncode),
-        "stdout": out.text(), "stderr": err.text(),
-        "stdout_truncated": out.truncated, "stderr_truncated": err.truncated,
-        "timed_out": timed_out, "signal_sent": signal_sent, "signal_times": signal_times,
-        "start_time": wall_start, "end_time": time.time(), "elapsed": round(clock() - started, 3),
-        # signalled one by one: those that had left the process group
-        "swept": sorted(pid for pid, _start in swept),
-        "left_running": [pid for pid, _start in members(cookie, pgid, root)],
-    }
-
-
-def _final_sweep(cookie, pgid, kill_after, root, clock):
-    """End what is left of the tree until none of it showed up for SETTLE seconds.
-
-    A child that daemonizes may still be forking or exec'ing when the command
-    ends (its environment reads empty during exec), so one scan is not enough.
-    """
-    swept, term_at = set(), None
-    quiet_since = started = clock()
-    while clock() - started < SETTLE + kill_after + REAP_SECONDS:
-        now = clock()
-        if members(cookie, pgid, root):
-            quiet_since = now
-            term_at = now if term_at is None else term_at
-            sig = signal.SIGKILL if now - term_at >= kill_after else signal.SIGTERM
-            _signal_group(pgid, sig)
-            swept.update(_sweep(cookie, pgid, sig, root))
-        elif now - quiet_since >= SETTLE:
-            break
-        time.sleep(SETTLE / 3)
-    return swept
-
-
-def _sweep(cookie, pgid, sig, root):
-    """Signal every member of the tree that left the process group; returns the (pid, starttime) signalled."""
-    sent = []
-    for target in members(cookie, pgid, root, escaped_only=True):
-        if target[0] == os.getpid():
-            continue
-        if _kill.send(root, target, sig) == "sent":
-            sent.append(target)
-    return sent
-
-
-def _read_ready(streams, buffers, wait):
-    ready, _w, _x = select.select(list(streams), [], [], wait)
-    for fd in ready:
-        chunk = os.read(fd, 65536)
-        if chunk:
-            buffers[fd].add(chunk)
-        else:
-            del streams[fd]
-
-
-def _drain_until(streams, buffers, until, clock):
-    while streams and clock() < until:
-        _read_ready(streams, buffers, POLL)
-
-
-def run_detached(argv, wait, **kwargs):
-    """supervise() in a double-forked process of its own session; its result, or None after `wait` s.
-
-    The supervisor outlives this process: if the connection that started it
-    goes away, it still enforces the deadline and cleans up.
-    """
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the supervisor's side
-        try:
-            os.close(read_fd)
-            os.setsid()
-            if os.fork():
-                os._exit(0)
-            devnull = os.open(os.devnull, os.O_RDWR)
-            for fd in (0, 1, 2):
-                os.dup2(devnull, fd)
-            os.closerange(3, write_fd)
-            os.closerange(write_fd + 1, 4096)
-            signal.signal(signal.SIGHUP, signal.SIG_IGN)
-            signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-            result = supervise(argv, **kwargs)
-            data = json.dumps(result).encode()
-            try:
-                while data:
-                    data = data[os.write(write_fd, data):]
-            except OSError:
-                pass  # nobody is listening any more; the work is done anyway
-        finally:
-            os._exit(0)
-    os.close(write_fd)
-    os.waitpid(pid, 0)
-    chunks, end = [], time.monotonic() + wait
-    try:
-        while True:
-            left = end - time.monotonic()
-            if left <= 0:
+    def step(self, now, leader_exited, output_open, tree_alive):
+        """tree_alive: a callable, asked only when the answer matters (it scans /proc)."""
+        if self._give_up_at is not None:
+            return "done" if now >= self._give_up_at or not tree_alive() else None
+        if self._kill_at is not None:
+            if leader_exited and not tree_alive():
+                return "done"
+            if now < self._kill_at:
                 return None
-            ready, _w, _x = select.select([read_fd], [], [], left)
-            if not ready:
-                return None
-            chunk = os.read(read_fd, 65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(read_fd)
-    return json.loads(b"".join(chunks).decode()) if chunks else None
+            return self._send("KILL", now, deadline_signal=self.timed_out)
+        if leader_exited:
+            if not output_open:
+                return "done"
+            self._held_since = now if self._held_since is None else self._held_since
+            return self._send("TERM", now, deadline_signal=False) if now - self._held_since > HOLD_SECONDS else None
+        if now >= self.deadline:
+            self.timed_out = True
+            return self._send(self.first, now, deadline_signal=True)
+        return None
+
+    def _send(self, name, now, deadline_signal):
+        if deadline_signal:
+            self.signal_sent = name
+            self.signal_times[name] = round(now - self.started, 3)
+        if name == "KILL":
+            self._give_up_at = now + REAP_SECONDS
+        else:
+            self._kill_at = now + self.kill_after
+        return name
+
+
+def utf8_head(data):
+    """data without a UTF-8 character cut in two at its end."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte & 0xC0 != 0x80:  # not a continuation byte: the start of the last character
+            need = 2 if byte & 0xE0 == 0xC0 else 3 if byte & 0xF0 == 0xE0 else 4 if byte & 0xF8 == 0xF0 else 1
+            return data[:-back] if need > back else data
+    return data
+
+
+def as_text(data, truncated, encoding="text"):
+    """(text, how) for the bytes of a stream: 'utf-8' when they are; else, and when asked, 'base64' of every byte
+    as it came (Ansible refuses strings holding undecodable bytes, even as surrogate escapes)."""
+    if encoding == "text":
+        try:
+            return (utf8_head(data) if truncated else data).decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            pass
+    return base64.b64encode(data).decode("ascii"), "base64"

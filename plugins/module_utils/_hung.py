@@ -13,12 +13,11 @@ tables and on synthetic ones of any size.
 from __future__ import annotations
 
 import ipaddress
-import math
 import os
 import stat
 import time
 
-from ansible_collections.hangup.ssh.plugins.module_utils import _sockdiag, _sshproc
+from ansible_collections.hangup.ssh.plugins.module_utils import _checks, _sockdiag, _sshproc
 
 CLASSES = ("dead_transport", "unresponsive_peer", "idle", "orphaned")
 DEFAULT_HUNG_WHEN = ("dead_transport", "unresponsive_peer")
@@ -435,9 +434,9 @@ def input_problems(params, user_exists):
     """What the argument spec cannot say about the module's input, one message per problem, each naming the parameter."""
     problems = []
     for name in ("grace", "scan_timeout"):
-        value = params.get(name)
-        if value is not None and (not math.isfinite(value) or not 0 <= value <= MAX_SECONDS):
-            problems.append("%s must be a number of seconds from 0 to %d, got %s" % (name, MAX_SECONDS, value))
+        problem = _checks.number_problem(name, params.get(name), 0, MAX_SECONDS)
+        if problem:
+            problems.append(problem)
     for name in ("unacked_timeout", "max_backoff", "unresponsive_timeout", "max_idle"):
         if params.get(name) is not None and params[name] < 0:
             problems.append("%s must be 0 or more, got %s" % (name, params[name]))

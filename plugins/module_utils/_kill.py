@@ -18,6 +18,11 @@ import time
 
 from ansible_collections.hangup.ssh.plugins.module_utils import _sshproc
 
+# what send() found; DENIED is also the reason given for a process that could not be signalled
+SENT = "sent"
+GONE = "gone"
+DENIED = "operation not permitted"
+
 
 def starttime_of(root, pid):
     """The start time of a live (non-zombie) process, or None."""
@@ -30,7 +35,10 @@ def is_running(root, target):
 
 
 def send(root, target, sig):
-    """Signal (pid, starttime). Returns 'sent', 'gone' (ended or PID reused) or an error text."""
+    """Signal (pid, starttime): SENT, GONE (ended, or the PID reused) or DENIED.
+
+    Signal 0 asks only whether the process is there and may be signalled.
+    """
     pid, start = target
     pidfd = None
     try:
@@ -39,19 +47,21 @@ def send(root, target, sig):
                 pidfd = os.pidfd_open(pid)
             except OSError as exc:
                 if exc.errno == errno.ESRCH:
-                    return "gone"
+                    return GONE
                 pidfd = None  # kernel without pidfd: fall back to kill
         if starttime_of(root, pid) != start:
-            return "gone"
+            return GONE
         if pidfd is not None:
             signal.pidfd_send_signal(pidfd, sig)
         else:
             os.kill(pid, sig)
-        return "sent"
+        return SENT
     except OSError as exc:
         if exc.errno == errno.ESRCH:
-            return "gone"
-        return os.strerror(exc.errno) if exc.errno else str(exc)
+            return GONE
+        if exc.errno == errno.EPERM:
+            return DENIED
+        raise
     finally:
         if pidfd is not None:
             os.close(pidfd)
@@ -88,17 +98,17 @@ def end_all(entries, grace, root="/proc", clock=time.monotonic, sleep=time.sleep
         record = {"entry": entry, "signals": [], "error": None, "wait_for": wait_for, "last": last, "hangup": hangup}
         for target in first:
             result = send(root, target, signal.SIGTERM)
-            if result == "sent":
+            if result == SENT:
                 record["signals"].append("TERM")
-            elif result != "gone" and entry.get("user_pid") and target[0] != entry["user_pid"]:
+            elif result != GONE and entry.get("user_pid") and target[0] != entry["user_pid"]:
                 # not ours to signal (a non-root caller and root's monitor): the user's child forwards
                 child = (entry["user_pid"], entry["_starts"].get(entry["user_pid"]))
                 result = send(root, child, signal.SIGTERM)
-                if result == "sent":
+                if result == SENT:
                     record["signals"].append("TERM")
-                elif result != "gone":
+                elif result != GONE:
                     record["error"] = "SIGTERM to %d: %s" % (child[0], result)
-            elif result != "gone":
+            elif result != GONE:
                 record["error"] = "SIGTERM to %d: %s" % (target[0], result)
         state.append(record)
     deadline = clock() + grace
@@ -108,9 +118,9 @@ def end_all(entries, grace, root="/proc", clock=time.monotonic, sleep=time.sleep
         for target in record["last"]:
             if is_running(root, target):
                 result = send(root, target, signal.SIGKILL)
-                if result == "sent" and "KILL" not in record["signals"]:
+                if result == SENT and "KILL" not in record["signals"]:
                     record["signals"].append("KILL")
-                elif result not in ("sent", "gone"):
+                elif result not in (SENT, GONE):
                     record["error"] = "SIGKILL to %d: %s" % (target[0], result)
     deadline = clock() + 2.0
     while clock() < deadline and any(is_running(root, t) for r in state for t in r["wait_for"]):
@@ -120,7 +130,7 @@ def end_all(entries, grace, root="/proc", clock=time.monotonic, sleep=time.sleep
         left = [t[0] for t in record["wait_for"] if is_running(root, t)]
         if not left:
             for target in record["hangup"]:
-                if send(root, target, signal.SIGHUP) == "sent" and "HUP" not in record["signals"]:
+                if send(root, target, signal.SIGHUP) == SENT and "HUP" not in record["signals"]:
                     record["signals"].append("HUP")
         summary = dict(record["entry"], signals=record["signals"])
         if left:

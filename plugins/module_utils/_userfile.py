@@ -335,3 +335,19 @@ def as_user(pw, func, *args):
     if "ok" in out:
         return out["ok"]
     raise {"Refused": Refused, "NoHome": NoHome}.get(out["error"], RuntimeError)(out["msg"])
+
+
+def input_problems(params):
+    """What the argument spec cannot say, one message per problem, each naming the parameter."""
+    problems = []
+    if not params["user"] or "\0" in params["user"] or "/" in params["user"]:
+        problems.append("user: not a user name: %r" % params["user"])
+    if "{mark}" not in params["marker"] or "\n" in params["marker"]:
+        problems.append("marker: one line holding {mark}")
+    if any(line.strip() == params["marker"].replace("{mark}", m) for m in ("BEGIN", "END")
+           for line in params["block"].splitlines()):
+        problems.append("block: holds a marker line")
+    bad = [k for k in params["verify"] if not k.isalnum()]
+    if bad:
+        problems.append("verify: not ssh keywords: %s" % ", ".join(map(repr, bad)))
+    return problems

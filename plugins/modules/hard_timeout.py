@@ -15,7 +15,11 @@ description:
     O(kill_after) seconds, and processes that left the group (C(setsid), double fork) are found by a cookie they
     inherited in their environment and ended too. No process of the tree survives.
   - The command runs under a supervisor detached from the connection (double fork, own session, as C(async) does), so
-    the deadline holds and the tree is cleaned up even when the controller's connection is lost.
+    the deadline holds and the tree is cleaned up even when the controller's connection is lost. If the supervisor
+    itself is killed or stops answering, the module, still waiting, ends the tree on the same schedule.
+  - The command starts with every signal at its default disposition and none blocked, whatever the caller ignored.
+  - Processes that cannot be signalled (another user's, such as a C(sudo) in the command's group when the task runs
+    without become) are reported in RV(failed_to_end), and the task fails.
   - Output is kept in bounded buffers and returned even on timeout, with a flag when it was cut.
   - The action plugin of the same name bounds the whole task on the controller at O(timeout) + O(kill_after) + a few
     seconds + O(margin), so a frozen host or a cut network cannot hang the play either.
@@ -48,7 +52,9 @@ options:
       - Exactly one of O(cmd) and O(argv) is required.
     type: str
   argv:
-    description: The command as a list of arguments, run without a shell.
+    description:
+      - The command as a list of arguments, run without a shell. Its first element names the command.
+      - Not with O(shell=true).
     type: list
     elements: str
   shell:
@@ -75,11 +81,11 @@ options:
     description: Do not run the command unless this path exists.
     type: path
   timeout:
-    description: Seconds the command may run; the first O(signal) is sent then. Must be above 0.
+    description: Seconds the command may run; the first O(signal) is sent then. Above 0 and at most 604800 (a week).
     type: float
     required: true
   kill_after:
-    description: Seconds between the first signal and C(SIGKILL) for whatever of the tree is left.
+    description: Seconds between the first signal and C(SIGKILL) for whatever of the tree is left. From 0 to 3600.
     type: float
     default: 5
   signal:
@@ -88,18 +94,31 @@ options:
     default: TERM
     choices: [TERM, INT, HUP, QUIT, USR1, USR2, KILL]
   output_limit:
-    description: Bytes of stdout, and of stderr, kept; what comes after is dropped and flagged.
+    description:
+      - Bytes of stdout, and of stderr, kept; what comes after is dropped and flagged. From 0 to 67108864 (64 MiB).
+      - With O(output_encoding=text) the cut falls on a character boundary, so a few bytes less may be kept.
     type: int
     default: 1048576
+  output_encoding:
+    description:
+      - V(text) returns output as text when it is UTF-8. A stream that is not comes base64-encoded instead, every
+        byte kept (Ansible carries no undecodable bytes in a string), and RV(stdout_encoding) says so.
+      - V(base64) returns every byte as it came, base64-encoded, with no newline removed and empty C(_lines).
+    type: str
+    default: text
+    choices: [text, base64]
   margin:
     description:
-      - Seconds the controller waits beyond O(timeout) + O(kill_after) + 5 for the host to answer, for connection and
-        module start-up; after that the task fails with C(timed_out) and the connection is reset. At least 5.
+      - Seconds the controller waits beyond O(timeout) + O(kill_after) + 6 for the host to answer, for connection and
+        module start-up; after that the task fails with C(timed_out) and the connection is reset. From 5 to 3600.
     type: float
     default: 15
 notes:
   - The cookie is an environment variable, C(HANGUP_SSH_DEADLINE); a process that clears its environment and leaves the
-    process group escapes the sweep.
+    process group escapes the sweep, and so does one stuck in the kernel (state D) outside the group, whose
+    environment is never read.
+  - If the command kills both the supervisor and the module (C(pkill python3)), nothing on the host is left to end
+    the tree; the task fails and says the tree may still be alive.
 seealso:
   - module: ansible.builtin.command
   - module: hangup.ssh.hung_sessions
@@ -136,32 +155,47 @@ rc:
   description:
     - 124 when the command timed out and its tree ended after the first signal, 137 when it needed C(SIGKILL), else
       the command's own exit code (negative when a signal from elsewhere ended it).
-  returned: when the command ran
+  returned: when the command ran, unless RV(supervisor_lost) and the command ended before its deadline (its exit code
+    was lost with the supervisor)
   type: int
   sample: 124
 stdout:
-  description: Standard output, up to O(output_limit) bytes, also when the command timed out, without the final
-    newline (as M(ansible.builtin.command) gives it).
+  description:
+    - Standard output, up to O(output_limit) bytes, also when the command timed out, without the final newline (as
+      M(ansible.builtin.command) gives it); with O(output_encoding=base64), every byte base64-encoded.
+    - Empty when RV(supervisor_lost).
   returned: when the command ran
   type: str
-  sample: "step 1 done\n"
+  sample: "step 1 done"
 stderr:
   description: Standard error, up to O(output_limit) bytes.
   returned: when the command ran
   type: str
   sample: ""
 stdout_lines:
-  description: RV(stdout) split into lines.
+  description: RV(stdout) split into lines; empty when RV(stdout_encoding=base64).
   returned: when the command ran
   type: list
   elements: str
   sample: [step 1 done]
 stderr_lines:
-  description: RV(stderr) split into lines.
+  description: RV(stderr) split into lines; empty when RV(stderr_encoding=base64).
   returned: when the command ran
   type: list
   elements: str
   sample: []
+stdout_encoding:
+  description:
+    - How RV(stdout) holds the bytes; V(utf-8) text, all were UTF-8; V(base64) every byte base64-encoded, with
+      O(output_encoding=base64) or when they were not UTF-8.
+  returned: when the command ran
+  type: str
+  sample: utf-8
+stderr_encoding:
+  description: How RV(stderr) holds the bytes, as RV(stdout_encoding).
+  returned: when the command ran
+  type: str
+  sample: utf-8
 stdout_truncated:
   description: True when more standard output came than O(output_limit).
   returned: when the command ran
@@ -198,12 +232,26 @@ swept:
   type: list
   elements: int
   sample: [4242]
-left_running:
-  description: PIDs of the tree still running at the end; empty unless something could not be killed.
+failed_to_end:
+  description:
+    - Processes of the tree still running at the end, each with why; empty unless something could not be ended.
+      The task fails when there are any.
   returned: when the command ran
   type: list
-  elements: int
-  sample: []
+  elements: dict
+  contains:
+    pid:
+      description: The process ID.
+      type: int
+    reason:
+      description: V(operation not permitted) (another user's process), or that it still ran after C(SIGKILL).
+      type: str
+  sample: [{"pid": 4243, "reason": "operation not permitted"}]
+supervisor_lost:
+  description: True when the supervisor was killed or stopped answering and the module ended the tree itself.
+  returned: when that happened
+  type: bool
+  sample: true
 elapsed:
   description: Seconds the command ran, measured on the host.
   returned: when the command ran
@@ -233,19 +281,10 @@ msg:
 
 import datetime
 import os
-import shlex
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hangup.ssh.plugins.module_utils import _deadline
-
-
-def command_argv(params):
-    if params["argv"]:
-        return list(params["argv"])
-    if params["shell"]:
-        return [params["executable"] or "/bin/sh", "-c", params["cmd"]]
-    return shlex.split(params["cmd"])
+from ansible_collections.hangup.ssh.plugins.module_utils import _checks, _deadline, _supervisor
 
 
 def skip_reason(params):
@@ -262,23 +301,40 @@ def _stamp(epoch):
 
 
 def describe(result, params):
+    if result.get("msg"):
+        return result["msg"]
+    if result["failed_to_end"]:
+        return "could not end %d process(es) of the tree: %s" % (len(result["failed_to_end"]), ", ".join(
+            "%(pid)d (%(reason)s)" % f for f in result["failed_to_end"]))
     if not result["timed_out"]:
-        return "exited with rc %s" % result["rc"] if result["rc"] else ""
+        return "exited with rc %s" % result["rc"] if result.get("rc") else ""
     how = "needed SIGKILL after %g s more" % params["kill_after"] if result["signal_sent"] == "KILL" else \
         "ended on SIG%s" % params["signal"]
     return "timed out after %g s; the tree %s" % (params["timeout"], how)
+
+
+def shape(result, params):
+    """The supervisor's result as the module returns it: output as text, times as ansible.builtin.command's."""
+    start, end = result.pop("start_time"), result.pop("end_time")
+    for name in ("stdout", "stderr"):
+        text, how = _deadline.as_text(result[name], result[name + "_truncated"], params["output_encoding"])
+        if how != "base64":
+            # as ansible.builtin.command gives them: without the final newline
+            text = text.rstrip("\r\n")
+        # set here, or Ansible would split the base64 into lines
+        result[name + "_lines"] = text.splitlines() if how != "base64" else []
+        result[name], result[name + "_encoding"] = text, how
+    result.update(start=_stamp(start), end=_stamp(end), delta=str(datetime.timedelta(seconds=end - start)))
+    result["msg"] = describe(result, params)
+    return result
 
 
 def main():
     module = AnsibleModule(argument_spec=_deadline.ARGUMENT_SPEC, mutually_exclusive=_deadline.MUTUALLY_EXCLUSIVE,
                            required_one_of=_deadline.REQUIRED_ONE_OF, supports_check_mode=True)
     params = module.params
-    problem = _deadline.check_numbers(params)
-    if problem:
-        module.fail_json(msg=problem, timed_out=False)
-    argv = command_argv(params)
-    if not argv:
-        module.fail_json(msg="cmd: no command given", timed_out=False)
+    _checks.fail_on(module, _deadline.input_problems(params), timed_out=False)
+    argv, _problems = _deadline.command_argv(params)
     skip = skip_reason(params)
     if skip:
         module.exit_json(changed=False, msg=skip, rc=0, cmd=argv, timed_out=False)
@@ -290,21 +346,19 @@ def main():
     stdin = params["stdin"]
     if stdin is not None and params["stdin_add_newline"]:
         stdin += "\n"
-    result = _deadline.run_detached(
-        argv, _deadline.remote_wait(params["timeout"], params["kill_after"]), timeout=params["timeout"],
-        kill_after=params["kill_after"], first_signal=params["signal"], chdir=params["chdir"], stdin=stdin,
+    wait = _deadline.remote_wait(params["timeout"], params["kill_after"])
+    result = _supervisor.run_detached(
+        argv, wait, timeout=params["timeout"], kill_after=params["kill_after"], first_signal=params["signal"],
+        chdir=params["chdir"], stdin=None if stdin is None else stdin.encode("utf-8", "surrogateescape"),
         output_limit=params["output_limit"])
     if result is None:
-        module.fail_json(msg="the supervisor did not report within %g s" % _deadline.remote_wait(
-            params["timeout"], params["kill_after"]), cmd=argv, timed_out=True)
-    start, end = result.pop("start_time"), result.pop("end_time")
-    # as ansible.builtin.command gives them: without the final newline
-    result["stdout"], result["stderr"] = result["stdout"].rstrip("\r\n"), result["stderr"].rstrip("\r\n")
-    result.update(cmd=argv, changed=True, start=_stamp(start), end=_stamp(end),
-                  delta=str(datetime.timedelta(seconds=end - start)),
-                  stdout_lines=result["stdout"].splitlines(), stderr_lines=result["stderr"].splitlines())
-    result["msg"] = result.pop("msg", None) or describe(result, params)
-    if result["timed_out"] or result["rc"] != 0:
+        module.fail_json(msg="the supervisor ended before it started the command; nothing ran", cmd=argv,
+                         timed_out=False)
+    result = shape(result, params)
+    result.update(cmd=argv, changed=True)
+    if result["rc"] is None:
+        del result["rc"]
+    if result["timed_out"] or result.get("rc") != 0 or result["failed_to_end"] or result.get("supervisor_lost"):
         module.fail_json(**result)
     module.exit_json(**result)
 

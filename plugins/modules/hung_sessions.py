@@ -389,7 +389,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hangup.ssh.plugins.module_utils import _hung, _kill, _openssh, _run
+from ansible_collections.hangup.ssh.plugins.module_utils import _checks, _hung, _kill, _openssh, _run
 
 ARGUMENT_SPEC = dict(
     kill=dict(type="bool", default=False),
@@ -535,8 +535,7 @@ def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     params = module.params
     problems = _hung.input_problems(params, user_exists)
-    if problems:
-        module.fail_json(msg="; ".join(problems))
+    _checks.fail_on(module, problems)
     limits = dict(unacked_timeout=params["unacked_timeout"], max_backoff=params["max_backoff"],
                   unresponsive_timeout=params["unresponsive_timeout"], max_idle=params["max_idle"])
 

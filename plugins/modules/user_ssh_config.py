@@ -120,7 +120,7 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hangup.ssh.plugins.module_utils import _run, _userfile
+from ansible_collections.hangup.ssh.plugins.module_utils import _checks, _run, _userfile
 
 ARGUMENT_SPEC = dict(
     user=dict(type="str", required=True),
@@ -130,22 +130,6 @@ ARGUMENT_SPEC = dict(
     ssh=dict(type="path", default="ssh"),
     verify=dict(type="list", elements="str", default=[]),
 )
-
-
-def input_problems(params):
-    """What the argument spec cannot say, one message per problem, each naming the parameter."""
-    problems = []
-    if not params["user"] or "\0" in params["user"] or "/" in params["user"]:
-        problems.append("user: not a user name: %r" % params["user"])
-    if "{mark}" not in params["marker"] or "\n" in params["marker"]:
-        problems.append("marker: one line holding {mark}")
-    if any(line.strip() == params["marker"].replace("{mark}", m) for m in ("BEGIN", "END")
-           for line in params["block"].splitlines()):
-        problems.append("block: holds a marker line")
-    bad = [k for k in params["verify"] if not k.isalnum()]
-    if bad:
-        problems.append("verify: not ssh keywords: %s" % ", ".join(map(repr, bad)))
-    return problems
 
 
 def check_block(module, ssh):
@@ -166,9 +150,8 @@ def check_block(module, ssh):
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     params = module.params
-    problems = input_problems(params)
-    if problems:
-        module.fail_json(msg="; ".join(problems))
+    problems = _userfile.input_problems(params)
+    _checks.fail_on(module, problems)
     try:
         pw = pwd.getpwnam(params["user"])
     except KeyError:

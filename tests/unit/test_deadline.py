@@ -1,31 +1,63 @@
-"""module_utils._deadline against real processes this test starts (nothing is mocked)."""
+"""module_utils._deadline: the pure part of hard_timeout (input, bounds, schedule, output as text)."""
 
-import os
-import subprocess
-import time
+import base64
 
 import pytest
 
 from ansible_collections.hangup.ssh.plugins.module_utils import _deadline
 
-PARAMS = {"timeout": 10, "kill_after": 5, "output_limit": 100, "margin": 15, "executable": None, "shell": False}
+PARAMS = {"timeout": 10, "kill_after": 5, "output_limit": 100, "margin": 15, "executable": None, "shell": False,
+          "cmd": "sleep 1", "argv": None, "stdin": None}
 
 
-@pytest.mark.parametrize("change,problem", [
-    ({}, None),
-    ({"timeout": 0}, "timeout"),
-    ({"timeout": -3}, "timeout"),
-    ({"timeout": None}, "timeout"),
-    ({"kill_after": -1}, "kill_after"),
-    ({"kill_after": 0}, None),
-    ({"output_limit": -1}, "output_limit"),
-    ({"margin": 1}, "margin"),
-    ({"executable": "/bin/bash"}, "executable"),
-    ({"executable": "/bin/bash", "shell": True}, None),
+@pytest.mark.parametrize("change,problems", [
+    ({}, []),
+    ({"timeout": 0}, ["timeout"]),
+    ({"timeout": -3}, ["timeout"]),
+    ({"timeout": None}, ["timeout"]),
+    ({"timeout": float("inf")}, ["timeout"]),
+    ({"timeout": float("nan")}, ["timeout"]),
+    ({"timeout": 1e10}, ["timeout"]),
+    ({"timeout": 604800}, []),
+    ({"kill_after": -1}, ["kill_after"]),
+    ({"kill_after": float("nan")}, ["kill_after"]),
+    ({"kill_after": 0}, []),
+    ({"output_limit": -1}, ["output_limit"]),
+    ({"output_limit": 2 ** 40}, ["output_limit"]),
+    ({"margin": 1}, ["margin"]),
+    ({"margin": float("nan")}, ["margin"]),
+    ({"margin": float("inf")}, ["margin"]),
+    ({"executable": "/bin/bash"}, ["executable"]),
+    ({"executable": "/bin/bash", "shell": True}, []),
+    ({"cmd": None, "argv": []}, ["argv"]),
+    ({"cmd": None, "argv": [""]}, ["argv"]),
+    ({"cmd": None, "argv": ["true"], "shell": True}, ["argv"]),
+    ({"cmd": ""}, ["cmd"]),
+    ({"cmd": "   "}, ["cmd"]),
+    ({"cmd": "echo 'unbalanced"}, ["cmd"]),
+    ({"cmd": "echo a\0b"}, ["cmd"]),
+    ({"cmd": None, "argv": ["echo", "a\0b"]}, ["argv"]),
+    ({"stdin": "a\0b"}, ["stdin"]),
+    ({"timeout": float("nan"), "kill_after": float("inf"), "argv": []}, ["timeout", "kill_after", "argv"]),
 ])
-def test_check_numbers(change, problem):
-    got = _deadline.check_numbers(dict(PARAMS, **change))
-    assert (got is None) if problem is None else got.startswith(problem)
+def test_input_problems_name_each_parameter(change, problems):
+    got = _deadline.input_problems(dict(PARAMS, **change))
+    assert [p.split()[0].rstrip(":") for p in got] == problems, got
+
+
+def test_problems_state_the_bound():
+    assert "at most 604800" in _deadline.input_problems(dict(PARAMS, timeout=1e10))[0]
+    assert "from 0 to 3600" in _deadline.input_problems(dict(PARAMS, kill_after=float("nan")))[0]
+
+
+@pytest.mark.parametrize("params,argv", [
+    ({"cmd": "echo 'a b' c"}, ["echo", "a b", "c"]),
+    ({"cmd": "echo $HOME | wc", "shell": True}, ["/bin/sh", "-c", "echo $HOME | wc"]),
+    ({"cmd": "x", "shell": True, "executable": "/bin/bash"}, ["/bin/bash", "-c", "x"]),
+    ({"cmd": None, "argv": ["a b", "c"]}, ["a b", "c"]),
+])
+def test_command_argv(params, argv):
+    assert _deadline.command_argv(dict(PARAMS, **params)) == (argv, [])
 
 
 @pytest.mark.parametrize("timed_out,signal_sent,returncode,rc", [
@@ -46,70 +78,56 @@ def test_bounds_nest():
     assert _deadline.remote_wait(30, 5) < _deadline.controller_bound(params) == _deadline.remote_wait(30, 5) + 15
 
 
-def test_buffer_keeps_the_head():
-    buf = _deadline.Buffer(5)
-    buf.add(b"abc")
-    assert not buf.truncated
-    buf.add(b"defg")
-    assert buf.text() == "abcde" and buf.truncated
-    empty = _deadline.Buffer(0)
-    empty.add(b"x")
-    assert empty.text() == "" and empty.truncated
+def run_schedule(schedule, events, alive=True):
+    """Feed (time, leader_exited, output_open) and collect what step() answered."""
+    return [schedule.step(now, exited, output, lambda: alive) for now, exited, output in events]
 
 
-def alive(marker):
-    out = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True, check=False).stdout.split()
-    return [int(p) for p in out if int(p) != os.getpid()]
+def test_schedule_deadline_then_kill():
+    s = _deadline.Schedule(100.0, 2, 3, "HUP")
+    got = run_schedule(s, [(101, False, True), (102, False, True), (104, False, True), (105, False, True),
+                           (106, False, True), (108.1, False, True)])
+    assert got == [None, "HUP", None, "KILL", None, "done"]
+    assert s.timed_out and s.signal_sent == "KILL" and s.signal_times == {"HUP": 2, "KILL": 5}
 
 
-SUPERVISED = [
-    # argv, timeout, rc, signal_sent, stdout, leaves marker processes behind the group
-    (["sh", "-c", "echo hi; exit 3"], 5, 3, None, "hi\n"),
-    (["sh", "-c", "echo start; sleep 4101"], 0.5, 124, "TERM", "start\n"),
-    (["sh", "-c", "trap '' TERM; echo stubborn; sleep 4102"], 0.5, 137, "KILL", "stubborn\n"),
-    (["sh", "-c", "(setsid sh -c 'sleep 4103 & sleep 4103' >/dev/null 2>&1 &); echo forked; sleep 4103"], 0.5, 124,
-     "TERM", "forked\n"),
-    (["sh", "-c", "(setsid sleep 4104 </dev/null >/dev/null 2>&1 &); echo gone"], 5, 0, None, "gone\n"),
-    (["sh", "-c", "sleep 4105 & echo holds output; exit 0"], 5, 0, None, "holds output\n"),
-]
+def test_schedule_ends_when_the_tree_is_gone():
+    s = _deadline.Schedule(0.0, 1, 10)
+    assert run_schedule(s, [(1, False, True)]) == ["TERM"]
+    assert run_schedule(s, [(1.5, True, False)], alive=False) == ["done"]
+    assert s.signal_sent == "TERM"
 
 
-@pytest.mark.parametrize("argv,timeout,rc,signal_sent,stdout", SUPERVISED)
-def test_supervise(argv, timeout, rc, signal_sent, stdout):
-    marker = "sleep 410" + argv[-1].split("sleep 410", 1)[1][0] if "sleep 410" in argv[-1] else None
-    started = time.monotonic()
-    result = _deadline.supervise(argv, timeout, kill_after=0.5)
-    took = time.monotonic() - started
-    assert (result["rc"], result["signal_sent"], result["stdout"]) == (rc, signal_sent, stdout), result
-    assert result["left_running"] == []
-    if marker:
-        assert alive(marker) == [], marker
-    if signal_sent:
-        assert timeout <= result["signal_times"]["TERM"] < timeout + 0.5
-    assert took < timeout + 0.5 + _deadline.REAP_SECONDS + 1
+def test_schedule_cleans_up_what_holds_the_output_without_calling_it_a_timeout():
+    s = _deadline.Schedule(0.0, 10, 1)
+    got = run_schedule(s, [(1, True, True), (1.1, True, True), (1.3, True, True), (2.4, True, True)])
+    assert got == [None, None, "TERM", "KILL"]
+    assert not s.timed_out and s.signal_sent is None and s.signal_times == {}
 
 
-def test_supervise_missing_command():
-    result = _deadline.supervise(["/nonexistent/cmd"], 5)
-    assert result["rc"] == 127 and "could not run" in result["msg"]
+def test_schedule_first_signal_kill():
+    s = _deadline.Schedule(0.0, 1, 10, "KILL")
+    assert run_schedule(s, [(1, False, True), (2, False, True), (4.1, False, True)]) == ["KILL", None, "done"]
 
 
-def test_supervise_stdin_and_chdir(tmp_path):
-    result = _deadline.supervise(["sh", "-c", "pwd; cat"], 5, chdir=str(tmp_path), stdin="fed\n")
-    assert result["stdout"] == "%s\nfed\n" % tmp_path and result["rc"] == 0
+@pytest.mark.parametrize("data,text", [
+    ("ééé".encode()[:5], "éé"),
+    ("ééé".encode()[:6], "ééé"),
+    ("a€".encode()[:3], "a"),
+    ("a€".encode()[:2], "a"),
+    ("😀".encode()[:3], ""),
+    (b"abc", "abc"),
+    (b"", ""),
+])
+def test_truncated_output_is_cut_at_a_character(data, text):
+    assert _deadline.as_text(data, True) == (text, "utf-8")
 
 
-def test_run_detached_returns_the_result():
-    result = _deadline.run_detached(["sh", "-c", "echo detached"], 10, timeout=5, kill_after=1)
-    assert result["rc"] == 0 and result["stdout"] == "detached\n"
-
-
-def test_detached_supervisor_outlives_its_caller():
-    # the caller stops waiting (its connection is gone); the supervisor still ends the tree at the deadline
-    started = time.monotonic()
-    assert _deadline.run_detached(["sleep", "4120"], 0.3, timeout=1, kill_after=0.5) is None
-    assert alive("sleep 4120"), "the command did not start"
-    while alive("sleep 4120") and time.monotonic() - started < 10:
-        time.sleep(0.1)
-    assert alive("sleep 4120") == []
-    assert 1 <= time.monotonic() - started < 3
+def test_non_utf8_output_is_kept():
+    raw = b"\xff\xfeok\x80"
+    for asked in ("text", "base64"):
+        encoded, how = _deadline.as_text(raw, False, asked)
+        assert how == "base64" and base64.b64decode(encoded) == raw
+    # truncated and not UTF-8: every byte kept, none dropped at the end
+    assert _deadline.as_text(b"ab\xc3", True, "base64") == ("YWLD", "base64")
+    assert _deadline.as_text("é".encode(), False, "base64") == ("w6k=", "base64")

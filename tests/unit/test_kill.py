@@ -47,12 +47,12 @@ def test_send_refuses_a_recycled_pid(spawn):
     proc = spawn()
     pid, start = target(proc)
     # same PID, another start time: the process we meant is gone and this is someone else
-    assert _kill.send("/proc", (pid, start - 1), signal.SIGKILL) == "gone"
+    assert _kill.send("/proc", (pid, start - 1), signal.SIGKILL) == _kill.GONE
     time.sleep(0.2)
     assert proc.poll() is None
-    assert _kill.send("/proc", (pid, start), signal.SIGTERM) == "sent"
+    assert _kill.send("/proc", (pid, start), signal.SIGTERM) == _kill.SENT
     assert proc.wait(5) == -signal.SIGTERM
-    assert _kill.send("/proc", (pid, start), signal.SIGTERM) == "gone"
+    assert _kill.send("/proc", (pid, start), signal.SIGTERM) == _kill.GONE
 
 
 def test_plan_inbound_term_monitor_kill_child_first_hup_commands(spawn):
@@ -115,4 +115,4 @@ def test_not_permitted_is_reported(spawn):
     os.waitpid(pid, 0)
     with os.fdopen(read) as f:
         reason = f.read()
-    assert "Operation not permitted" in reason and proc.poll() is None
+    assert _kill.DENIED in reason and proc.poll() is None

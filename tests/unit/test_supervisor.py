@@ -1,0 +1,298 @@
+"""module_utils._supervisor against real processes this test starts.
+
+Only one thing is not real: a process stuck in the kernel (state D), which
+nothing here can make on demand; a /proc-like tree stands in for it, whose
+environ is a FIFO nobody writes, so reading it hangs as a real one would.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import pytest
+
+from ansible_collections.hangup.ssh.plugins.module_utils import _kill, _supervisor
+
+
+def alive(marker):
+    out = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True, check=False).stdout.split()
+    return [int(p) for p in out if int(p) != os.getpid()]
+
+
+def wait_gone(marker, seconds):
+    end = time.monotonic() + seconds
+    while alive(marker) and time.monotonic() < end:
+        time.sleep(0.05)
+    return alive(marker)
+
+
+@pytest.fixture(autouse=True)
+def no_leftovers():
+    yield
+    for pid in alive("sleep 41[0-9][0-9]"):
+        os.kill(pid, signal.SIGKILL)
+
+
+SUPERVISED = [
+    # argv, timeout, rc, signal_sent, stdout
+    (["sh", "-c", "echo hi; exit 3"], 5, 3, None, b"hi\n"),
+    (["sh", "-c", "echo start; sleep 4101"], 0.5, 124, "TERM", b"start\n"),
+    (["sh", "-c", "trap '' TERM; echo stubborn; sleep 4102"], 0.5, 137, "KILL", b"stubborn\n"),
+    (["sh", "-c", "(setsid sh -c 'sleep 4103 & sleep 4103' >/dev/null 2>&1 &); echo forked; sleep 4103"], 0.5, 124,
+     "TERM", b"forked\n"),
+    (["sh", "-c", "(setsid sleep 4104 </dev/null >/dev/null 2>&1 &); echo gone"], 5, 0, None, b"gone\n"),
+    (["sh", "-c", "sleep 4105 & echo holds output; exit 0"], 5, 0, None, b"holds output\n"),
+]
+
+
+@pytest.mark.parametrize("argv,timeout,rc,signal_sent,stdout", SUPERVISED)
+def test_supervise(argv, timeout, rc, signal_sent, stdout):
+    marker = "sleep 410" + argv[-1].split("sleep 410", 1)[1][0] if "sleep 410" in argv[-1] else None
+    started = time.monotonic()
+    result = _supervisor.supervise(argv, timeout, kill_after=0.5)
+    took = time.monotonic() - started
+    assert (result["rc"], result["signal_sent"], result["stdout"]) == (rc, signal_sent, stdout), result
+    assert result["failed_to_end"] == []
+    if marker:
+        assert alive(marker) == [], marker
+    if signal_sent:
+        assert timeout <= result["signal_times"]["TERM"] < timeout + 0.5
+    assert took < timeout + 0.5 + 3 + 1
+
+
+def test_commands_that_cannot_run_say_why(tmp_path):
+    result = _supervisor.supervise(["/nonexistent/cmd"], 5)
+    assert result["rc"] == 127 and result["msg"].startswith("could not run /nonexistent/cmd")
+    result = _supervisor.supervise(["true"], 5, chdir=str(tmp_path / "missing"))
+    assert result["rc"] == 127 and result["msg"].startswith("could not chdir")
+
+
+def test_stdin_and_chdir(tmp_path):
+    result = _supervisor.supervise(["sh", "-c", "pwd; cat"], 5, chdir=str(tmp_path), stdin="fed\n")
+    assert result["stdout"] == b"%s\nfed\n" % str(tmp_path).encode() and result["rc"] == 0
+
+
+# 1. stdin is fed inside the deadline loop: a command that does not read it cannot stall the supervisor
+def test_unread_stdin_does_not_hold_the_deadline():
+    started = time.monotonic()
+    result = _supervisor.supervise(["sleep", "4111"], 1, kill_after=0.5, stdin=b"x" * 300000)
+    assert result["timed_out"] and result["rc"] == 124 and time.monotonic() - started < 3, result
+
+
+def test_stdin_and_output_both_full_do_not_deadlock():
+    # writes 200 kB before reading: a blocking feeder and this command wait on each other for good
+    started = time.monotonic()
+    result = _supervisor.supervise(["sh", "-c", "head -c 200000 /dev/zero; cat >/dev/null; echo done >&2"], 5,
+                                   stdin=b"x" * 300000)
+    assert result["rc"] == 0 and len(result["stdout"]) == 200000 and result["stderr"] == b"done\n"
+    assert time.monotonic() - started < 3
+
+
+def test_a_slow_reader_of_a_megabyte_ends_at_the_deadline():
+    reader = "while read -r line; do sleep 0.01; done"
+    result = _supervisor.supervise(["sh", "-c", reader], 1, kill_after=0.5, stdin=b"line\n" * 200000)
+    assert result["timed_out"] and 1 <= result["signal_times"]["TERM"] < 1.5, result
+
+
+# 3. the supervisor killed or stopped: the module, still waiting, ends the tree on the same schedule
+@pytest.mark.parametrize("how", ["kill $PPID", "kill -9 $PPID"])
+def test_killed_supervisor_still_loses_no_deadline(how):
+    cmd = "%s; (setsid sleep 4121 </dev/null >/dev/null 2>&1 &); trap '' TERM; sleep 4121" % how
+    started = time.monotonic()
+    result = _supervisor.run_detached(["sh", "-c", cmd], 10, timeout=1, kill_after=0.5)
+    took = time.monotonic() - started
+    assert result["supervisor_lost"] and "ended" in result["msg"], result
+    assert result["timed_out"] and result["signal_sent"] == "KILL" and result["rc"] == 137, result
+    assert result["swept"] and result["failed_to_end"] == []
+    assert alive("sleep 4121") == [] and took < 1 + 0.5 + 3 + 1
+
+
+def test_stopped_supervisor_is_killed_and_replaced():
+    started = time.monotonic()
+    result = _supervisor.run_detached(["sh", "-c", "kill -STOP $PPID; sleep 4122"], 2, timeout=1, kill_after=0.5)
+    assert result["supervisor_lost"] and "stopped answering" in result["msg"], result
+    assert alive("sleep 4122") == [] and time.monotonic() - started < 2 + 3 + 1
+
+
+def test_supervisor_says_where_the_tree_is_before_the_command_runs():
+    told = []
+    result = _supervisor.supervise(["sh", "-c", "echo $$; ps -o pgid= -p $$"], 5, on_start=told.append)
+    pid, pgid = (int(v) for v in result["stdout"].split())
+    assert told[0]["pgid"] == pid == pgid and told[0]["leader_start"] and len(told[0]["cookie"]) == 32
+
+
+# 4. signal dispositions and mask: none of the caller's reach the command
+def test_command_starts_with_default_signals():
+    old = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
+    try:
+        status = _supervisor.supervise(["grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status"], 5)["stdout"].decode()
+        result = _supervisor.supervise(["sh", "-c", "echo up; sleep 4131"], 0.5, first_signal="HUP", kill_after=3)
+    finally:
+        signal.signal(signal.SIGHUP, old)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGUSR1])
+    assert status.split() == ["SigBlk:", "0" * 16, "SigIgn:", "0" * 16]
+    assert result["rc"] == 124 and result["signal_sent"] == "HUP" and result["signal_times"].keys() == {"HUP"}
+
+
+# 7. the leader stays unreaped while anything of its group may run, so the group id cannot be reused
+def test_leader_is_kept_until_the_work_is_done(tmp_path):
+    pidfile = tmp_path / "leader"
+    cmd = "echo $$ > %s; (trap '' TERM; exec sleep 4141) & exit 0" % pidfile
+    fd = _supervisor.start_supervisor(["sh", "-c", cmd], timeout=10, kill_after=1)
+    states = []
+    end = time.monotonic() + 5
+    while time.monotonic() < end and not (pidfile.exists() and pidfile.read_text().strip()):
+        time.sleep(0.01)
+    leader = int(pidfile.read_text())
+    while alive("sleep 4141") and time.monotonic() < end:
+        stat = _kill.starttime_of("/proc", leader)
+        states.append(open("/proc/%d/stat" % leader).read().split(") ")[1][0] if stat is None else "R")
+        time.sleep(0.05)
+    _started, result, how = _supervisor.await_reports(fd, 10)
+    assert how == "result" and result["rc"] == 0 and not result["timed_out"]
+    assert states and set(states) == {"Z"}, states
+
+
+# 2. a process the supervisor may not signal: it goes on, ends what it can and names the rest
+SETUID_ROOT = "#define _GNU_SOURCE\n#include <unistd.h>\nint main(void) { if (setresuid(0, 0, 0)) return 1; for (;;) pause(); }\n"
+
+
+@pytest.fixture
+def root_helper():
+    if os.geteuid() != 0 or not shutil.which("cc"):
+        pytest.skip("needs root and a C compiler to make a setuid-root process")
+    where = tempfile.mkdtemp(prefix="hk-setuid-")
+    os.chmod(where, 0o755)
+    source, binary = os.path.join(where, "h.c"), os.path.join(where, "hk_root_4151")
+    with open(source, "w") as f:
+        f.write(SETUID_ROOT)
+    subprocess.run(["cc", "-o", binary, source], check=True)
+    os.chmod(binary, 0o4755)
+    yield binary
+    for pid in alive("hk_root_4151"):
+        os.kill(pid, signal.SIGKILL)
+    shutil.rmtree(where)
+
+
+def as_nobody(func):
+    """func() in a child that became nobody; its return value (JSON)."""
+    import json
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        try:
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            os.write(write, json.dumps(func(), default=repr).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as f:
+        return json.loads(f.read() or "null")
+
+
+@pytest.mark.parametrize("cmd", [
+    "exec {h}",  # the whole group is root's: killpg itself fails with EPERM
+    "{h} & sleep 4152",
+])
+def test_a_process_that_may_not_be_signalled_is_named(root_helper, cmd):
+    def run():
+        result = _supervisor.supervise(["sh", "-c", cmd.format(h=root_helper)], 0.5, kill_after=0.5)
+        return dict(result, stdout="", stderr="")
+    started = time.monotonic()
+    result = as_nobody(run)
+    took = time.monotonic() - started
+    assert result is not None, "the supervisor died"
+    roots = alive("hk_root_4151")
+    assert [f["pid"] for f in result["failed_to_end"]] == roots and len(roots) == 1, result
+    assert result["failed_to_end"][0]["reason"] == _kill.DENIED and result["timed_out"]
+    assert alive("sleep 4152") == [] and took < 0.5 + 0.5 + 3 + 2
+
+
+# 8. a process stuck in the kernel: its environ is never read, and no scan runs past its budget
+def fake_proc(root, processes):
+    for pid, (state, pgrp, environ) in processes.items():
+        os.makedirs(os.path.join(root, str(pid)))
+        with open(os.path.join(root, str(pid), "stat"), "w") as f:
+            f.write("%d (x) %s 1 %d %d 0 %s 77\n" % (pid, state, pgrp, pgrp, " ".join(["0"] * 14)))
+        path = os.path.join(root, str(pid), "environ")
+        if environ is None:
+            os.mkfifo(path)  # opening it blocks, as environ of a process in D state may
+        else:
+            with open(path, "wb") as f:
+                f.write(environ)
+
+
+def test_d_state_processes_are_never_read(tmp_path):
+    fake_proc(str(tmp_path), {10: ("D", 10, None), 11: ("S", 11, b"HANGUP_SSH_DEADLINE=c0ffee\0"), 12: ("S", 5, b"")})
+    tree = _supervisor.Tree(5, "c0ffee", root=str(tmp_path))
+    done = []
+    worker = threading.Thread(target=lambda: done.append(tree.scan()), daemon=True)
+    worker.start()
+    worker.join(5)
+    assert done, "the scan read a stuck process and hung"
+    found, complete = done[0]
+    assert complete and sorted(t[0] for t, _g in found) == [11, 12]
+
+
+def test_scans_are_bounded_and_resume(tmp_path):
+    fake_proc(str(tmp_path), {pid: ("S", 1, b"A=1\0") for pid in range(100, 160)})
+    ticks = iter(range(10 ** 6))
+    tree = _supervisor.Tree(1, "c0ffee", root=str(tmp_path), clock=lambda: next(ticks), budget=10)
+    seen, passes = [], 0
+    while passes < 20:
+        found, complete = tree.scan()
+        assert len(found) <= 10
+        seen += [t[0] for t, _g in found]
+        passes += 1
+        if complete:
+            break
+    assert sorted(seen) == list(range(100, 160)) and 6 <= passes < 20
+
+
+def test_run_detached_returns_the_result():
+    result = _supervisor.run_detached(["sh", "-c", "echo detached"], 10, timeout=5, kill_after=1)
+    assert result["rc"] == 0 and result["stdout"] == b"detached\n"
+
+
+def test_detached_supervisor_outlives_its_caller():
+    # the caller stops waiting (its connection is gone); the supervisor still ends the tree at the deadline
+    started = time.monotonic()
+    os.close(_supervisor.start_supervisor(["sleep", "4160"], timeout=1, kill_after=0.5))
+    assert alive("sleep 4160"), "the command did not start"
+    assert wait_gone("sleep 4160", 10) == []
+    assert 1 <= time.monotonic() - started < 3
+
+
+def test_output_limit_keeps_the_head():
+    result = _supervisor.supervise([sys.executable, "-c", "import sys; sys.stdout.write('é' * 100)"], 5,
+                                   output_limit=5)
+    assert result["stdout"] == "ééé".encode()[:5] and result["stdout_truncated"]
+
+
+def test_megabytes_of_output_come_back_whole():
+    started = time.monotonic()
+    result = _supervisor.run_detached(["head", "-c", "20000000", "/dev/urandom"], 30, timeout=20,
+                                      output_limit=20000000)
+    assert len(result["stdout"]) == 20000000 and not result["stdout_truncated"]
+    assert time.monotonic() - started < 10
+
+
+def test_a_process_with_no_environment_does_not_hold_the_end():
+    # an exec'ing process reads with an empty environment and may be the tree's; one that stays so is not
+    hostile = subprocess.Popen(["env", "-i", "sleep", "4170"])
+    try:
+        started = time.monotonic()
+        assert _supervisor.supervise(["true"], 5, kill_after=2)["rc"] == 0
+        assert time.monotonic() - started < 1
+    finally:
+        hostile.kill()
+        hostile.wait()
