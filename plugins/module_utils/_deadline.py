@@ -147,7 +147,8 @@ class Schedule(object):
         if name == "KILL":
             self._give_up_at = now + REAP_SECONDS
         else:
-            self._kill_at = now + self.kill_after
+            # on the deadline's timeline, also for one who takes over late: KILL at once when that time is past
+            self._kill_at = (self.deadline if deadline_signal else now) + self.kill_after
         return name
 
 

@@ -3,21 +3,26 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """A command under a hard deadline: a detached supervisor that no process of the tree outlives.
 
-The supervisor forks the command's leader into a session of its own, with a
-cookie in its environment, and tells the module the group id, the cookie and
-the deadline before the leader may exec. It feeds stdin and reads output
-without blocking, signals the process group at the deadline (the leader kept
-unreaped, so the group id stays the command's), SIGKILL after kill_after, and
-signals one by one the processes that carry the cookie but left the group.
-If the supervisor vanishes or stops answering, the module, still waiting,
-follows the same schedule itself, signalling each process by PID and start
-time. Neither ever reads more of a process than `stat` before it knows the
-process is not stuck in the kernel.
+The supervisor is a child subreaper: whatever the command forks, and every
+orphan among them (setsid, double fork), stays its descendant, so the tree is
+exactly its descendants, found through the kernel's own children lists. It
+forks the command's leader into a session of its own and tells the module
+the leader, its own pid and the deadline before the leader may exec; feeds
+stdin and reads output without blocking; signals the process group at the
+deadline (the leader kept unreaped, so the group id stays the command's) and
+every descendant, SIGKILL at deadline + kill_after; and says it is alive
+every second. The module is a subreaper too: if the supervisor vanishes or
+falls silent, the tree comes back to the module, which follows the same
+schedule. Neither reads a process's stat or environ, which can block for as
+long as a user wants (an exec stuck on a FUSE file takes the lock they need);
+each process is signalled through a pidfd opened while it is a child of the
+process the walk came from.
 """
 
 from __future__ import annotations
 
 import base64
+import ctypes
 import errno
 import fcntl
 import json
@@ -25,18 +30,18 @@ import os
 import select
 import signal
 import time
-import uuid
 
-from ansible_collections.hangup.ssh.plugins.module_utils import _deadline, _kill, _sshproc
+from ansible_collections.hangup.ssh.plugins.module_utils import _deadline, _kill
 
-COOKIE_VAR = "HANGUP_SSH_DEADLINE"
 POLL = 0.05
+# the supervisor's sign of life, and how long the module lets it be silent
+TICK = 1.0
+QUIET = 3.0
+PR_SET_CHILD_SUBREAPER = 36
 # the pause between passes over /proc while what a command left behind is ended
 SETTLE = 0.03
-# the longest one scan of /proc may take; the next one goes on where it stopped
-SCAN_BUDGET = 0.1
-# the most of a process's environment read to look for the cookie
-ENVIRON_LIMIT = 1 << 20
+# the longest one walk of the tree may take
+SCAN_BUDGET = 0.5
 MAX_FD = 4096
 
 
@@ -101,7 +106,6 @@ class Child(object):
         for fd in (gate_r, err_w, in_r, out_w, err_out_w):
             if fd is not None:
                 os.close(fd)
-        self.start = _kill.starttime_of("/proc", self.pid)
         # readable once the leader exits: the loop wakes then, not at its next poll
         self.exit_fd = None
         if hasattr(os, "pidfd_open"):
@@ -210,155 +214,197 @@ class Streams(object):
         self._readers.clear()
 
 
-class Tree(object):
-    """The command's processes: its process group, and those that left it carrying the cookie.
+def become_subreaper():
+    """Make orphans among this process's descendants its children, not init's; False where Linux cannot."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
 
-    With leader_start None the leader is this process's unreaped child, so the
-    group id cannot be anyone else's and killpg is safe. Taking over from
-    another process, each member is signalled by (pid, starttime), only those
-    started after the leader count, and once a full scan finds the group empty
-    its id is never trusted again.
+
+def children_of(pid, root="/proc"):
+    """pid's children, from the kernel's list of them: nothing of the children themselves is read."""
+    found = []
+    try:
+        for tid in os.listdir("%s/%d/task" % (root, pid)):
+            with open("%s/%d/task/%s/children" % (root, pid, tid)) as f:
+                found.extend(int(child) for child in f.read().split())
+    except (OSError, ValueError):
+        pass
+    return found
+
+
+def _state(pid, root="/proc"):
+    """The one-letter state from /proc/PID/status (which takes no lock of the process), or '?'."""
+    try:
+        with open("%s/%d/status" % (root, pid)) as f:
+            for line in f:
+                if line.startswith("State:"):
+                    return line.split()[1]
+    except (OSError, IndexError):
+        pass
+    return "?"
+
+
+class Handle(object):
+    """A process found as a child of `parent`, held by a pidfd opened while it was that child (where the kernel
+    has pidfds; else by pid, checked again just before each signal)."""
+
+    def __init__(self, pid, parent, root="/proc"):
+        self.pid, self.fd = pid, None
+        if hasattr(os, "pidfd_open") and hasattr(signal, "pidfd_send_signal"):
+            try:
+                self.fd = os.pidfd_open(pid)
+            except OSError:
+                self.fd = None
+        # still its child now: the pidfd, or the pid, is the process the walk found
+        self.valid = pid in children_of(parent, root)
+
+    def exited(self):
+        if self.fd is not None:
+            return bool(select.select([self.fd], [], [], 0)[0])
+        return _state(self.pid) in ("Z", "X", "?")
+
+    def send(self, sig):
+        """_kill.SENT, GONE or DENIED."""
+        try:
+            if self.fd is not None:
+                signal.pidfd_send_signal(self.fd, sig)
+            else:
+                os.kill(self.pid, sig)
+            return _kill.SENT
+        except OSError as exc:
+            if exc.errno == errno.ESRCH:
+                return _kill.GONE
+            if exc.errno == errno.EPERM:
+                return _kill.DENIED
+            raise
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+class Tree(object):
+    """The command's processes: every live descendant of `owner`, a subreaper, but those in `exclude`.
+
+    With `group` set (the leader is the owner's unreaped child, so the group id
+    cannot be anyone else's) a signal goes to the process group at once, then
+    to each descendant; the owner's exited children other than `keep` are
+    reaped as the walk meets them.
     """
 
-    def __init__(self, pgid, cookie, root="/proc", leader_start=None, clock=time.monotonic, budget=SCAN_BUDGET):
-        self.pgid, self.root, self.clock, self.budget = pgid, root, clock, budget
-        self.leader_start = leader_start
-        self._marker = ("%s=%s" % (COOKIE_VAR, cookie)).encode()
+    def __init__(self, owner, group=None, keep=(), exclude=(), root="/proc", clock=time.monotonic,
+                 budget=SCAN_BUDGET):
+        self.owner, self.group, self.keep, self.exclude = owner, group, set(keep), set(exclude)
+        self.root, self.clock, self.budget = root, clock, budget
         self.current = None  # the signal every member found gets, once
         self.swept, self.denied = set(), set()
-        self._signalled, self._not_ours, self._empty_since = {}, set(), {}
-        self._queue, self._pass_found, self._pass_group, self._pass_unsure = [], False, False, False
-        self.group_gone = False
-
-    def _classify(self, pid):
-        """((pid, starttime), in_group) for a member of the tree, else None."""
-        stat = _sshproc.read_stat(self.root, pid)
-        if stat is None or stat["state"] in ("Z", "X") or pid == os.getpid():
-            return None
-        target = (pid, stat["starttime"])
-        if stat["pgrp"] == self.pgid and not self.group_gone and \
-                (self.leader_start is None or stat["starttime"] >= self.leader_start):
-            return target, True
-        # environ takes the process's memory lock: never for one stuck in the kernel
-        if target in self._not_ours or stat["state"] == "D" or stat["ppid"] == 2 or pid == 2:
-            return None
-        try:
-            with open(os.path.join(self.root, str(pid), "environ"), "rb") as f:
-                environ = f.read(ENVIRON_LIMIT)
-        except (IOError, OSError):
-            self._not_ours.add(target)  # another user's: not ours to signal either
-            return None
-        if self._marker in environ.split(b"\0"):
-            return target, False
-        if environ:
-            # it cannot gain the cookie later
-            self._not_ours.add(target)
-        elif self.clock() - self._empty_since.setdefault(target, self.clock()) < SETTLE:
-            self._pass_unsure = True  # empty while it execs: it may be ours
-        else:
-            self._not_ours.add(target)  # empty for longer than an exec takes: an environment cleared for good
-        return None
+        self._signalled = {}
 
     def scan(self):
-        """(members found, complete): part of one pass over /proc, at most `budget` seconds; each member found
-        gets the current signal if it has not had it yet."""
-        if not self._queue:
-            self._queue = sorted((int(n) for n in os.listdir(self.root) if n.isdigit()), reverse=True)
-            self._pass_found = self._pass_group = self._pass_unsure = False
-        until, found = self.clock() + self.budget, []
-        while self._queue and self.clock() < until:
-            member = self._classify(self._queue.pop())
-            if member:
-                found.append(member)
-                self._deliver(*member)
-        self._pass_found = self._pass_found or bool(found)
-        self._pass_group = self._pass_group or any(in_group for _t, in_group in found)
-        complete = not self._queue
-        if complete and not self._pass_group and self.leader_start is not None:
-            self.group_gone = True
+        """(members, complete): the pids of live descendants, each sent the current signal if it has not had
+        it; complete unless the walk ran out of its budget."""
+        until, stack, found, seen = self.clock() + self.budget, [self.owner], [], set()
+        while stack and self.clock() < until:
+            parent = stack.pop()
+            for pid in children_of(parent, self.root):
+                if pid in seen or pid in self.exclude:
+                    continue
+                seen.add(pid)
+                handle = Handle(pid, parent, self.root)
+                try:
+                    if not handle.valid:
+                        continue
+                    stack.append(pid)
+                    if handle.exited():
+                        if parent == self.owner and pid not in self.keep:
+                            _reap(pid)
+                        continue
+                    found.append(pid)
+                    self._deliver(handle)
+                finally:
+                    handle.close()
+        complete = not stack
+        if complete:
+            # a pid seen again later is another process: it gets every signal anew
+            self._signalled = {pid: sig for pid, sig in self._signalled.items() if pid in seen}
         return found, complete
 
-    @property
-    def unsure(self):
-        """Whether the last pass met a process whose environment read empty (one that execs may be ours)."""
-        return self._pass_unsure
-
     def alive(self):
-        """Whether anything of the tree may still run: False only after a whole pass found nothing."""
+        """Whether anything of the tree may still run: False only after a whole walk found nothing."""
         found, complete = self.scan()
-        return bool(found) or not complete or self._pass_found
+        return bool(found) or not complete
 
     def signal(self, sig):
-        """Send sig to the whole tree: the group at once where that is safe, then each member found."""
+        """Send sig to the whole tree: the group at once where that is safe, then each descendant."""
         self.current = sig
-        if self.leader_start is None:
+        if self.group is not None:
             try:
-                os.killpg(self.pgid, sig)
+                os.killpg(self.group, sig)
             except OSError as exc:
                 if exc.errno not in (errno.ESRCH, errno.EPERM):
                     raise
                 # EPERM: nothing of the group could be signalled; each is tried, and named, one by one
-        self._queue = []
         self.scan()
 
-    def signalled(self, target):
-        """The last signal target was sent, or None."""
-        return self._signalled.get(target)
+    def signalled(self, pid):
+        """The last signal pid was sent, or None."""
+        return self._signalled.get(pid)
 
-    def _deliver(self, target, in_group):
-        if self.current is None or self._signalled.get(target) == self.current:
+    def _deliver(self, handle):
+        if self.current is None or self._signalled.get(handle.pid) == self.current:
             return
-        self._signalled[target] = self.current
-        if in_group and self.leader_start is None and target not in self.denied:
-            return  # killpg reached it
-        result = _kill.send(self.root, target, self.current)
+        self._signalled[handle.pid] = self.current
+        result = handle.send(self.current)
         if result == _kill.DENIED:
-            self.denied.add(target)
-        elif result == _kill.SENT and not in_group:
-            self.swept.add(target)
+            self.denied.add(handle.pid)
+        elif result == _kill.SENT:
+            self.swept.add(handle.pid)
 
-    def failures(self, budget=1.0):
-        """[{pid, reason}] for what of the tree still runs: a whole pass, up to `budget` seconds."""
-        saved, self.budget, self._queue, left = self.budget, budget, [], []
-        try:
-            found, _complete = self.scan()
-        finally:
-            self.budget = saved
-        for target, _in_group in found:
-            if _kill.send(self.root, target, 0) == _kill.DENIED:
-                reason = _kill.DENIED
-            else:
-                stat = _sshproc.read_stat(self.root, target[0]) or {"state": "?"}
-                reason = "still running after SIGKILL (state %s)" % stat["state"]
-            left.append({"pid": target[0], "reason": reason})
+    def failures(self):
+        """[{pid, reason}] for what of the tree still runs."""
+        found, complete = self.scan()
+        left = [{"pid": pid, "reason": _kill.DENIED if pid in self.denied else
+                 "still running after SIGKILL (state %s)" % _state(pid, self.root)} for pid in found]
+        if not complete:
+            left.append({"pid": None, "reason": "the tree was not walked to its end within %g s" % self.budget})
         return left
 
 
-def end_leftovers(tree, kill_after, clock=time.monotonic):
-    """End what is left of a tree whose command ended, until two whole passes over /proc in a row find none of it.
+def _reap(pid):
+    """Reap pid if it has ended; whether it is gone."""
+    try:
+        return os.waitpid(pid, os.WNOHANG)[0] == pid
+    except ChildProcessError:
+        return True
 
-    A child that daemonizes may still be forking or exec'ing when the command
-    ends: one pass can miss a child forked by a process it read after that
-    process exited, the next cannot; a process whose environment reads empty
-    (while it execs) keeps the pass from counting as clean.
+
+def end_leftovers(tree, kill_after, clock=time.monotonic, tick=None):
+    """End what is left of a tree whose command ended, until two whole walks in a row find none of it.
+
+    A child that daemonizes may still be forking when the command ends: one
+    walk can miss a child forked by a process it read after that process
+    exited (the orphan moved to the owner, whose list was read before); the
+    next cannot.
     """
-    term_at, clean, pass_found = None, 0, False
+    term_at, clean = None, 0
     started = clock()
     while clock() - started < SETTLE + kill_after + _deadline.REAP_SECONDS:
         now = clock()
+        if tick:
+            tick()
         found, complete = tree.scan()
         # what a SIGKILL already failed to end (another user's, stuck in the kernel) is for failures() to name
-        found = [m for m in found if tree.signalled(m[0]) != signal.SIGKILL]
+        found = [pid for pid in found if tree.signalled(pid) != signal.SIGKILL]
         if found:
-            pass_found = True
             term_at = now if term_at is None else term_at
             tree.signal(signal.SIGKILL if now - term_at >= kill_after else signal.SIGTERM)
-        if complete:
-            clean = clean + 1 if not (pass_found or tree.unsure) else 0
-            pass_found = False
-            if clean >= 2:
-                break
-            time.sleep(SETTLE / 10)
+        clean = clean + 1 if complete and not found else 0
+        if clean >= 2:
+            break
+        time.sleep(SETTLE / 10)
 
 
 def _not_run(error, wall_start):
@@ -369,33 +415,48 @@ def _not_run(error, wall_start):
             "stdout_truncated": False, "stderr_truncated": False}
 
 
+class Ticker(object):
+    """Calls `say` at most every TICK seconds: the supervisor's sign of life to the module."""
+
+    def __init__(self, say, clock=time.monotonic):
+        self.say, self.clock, self.last = say, clock, None
+
+    def __call__(self):
+        now = self.clock()
+        if self.say and (self.last is None or now - self.last >= TICK):
+            self.last = now
+            self.say()
+
+
 def supervise(argv, timeout, kill_after=5.0, first_signal="TERM", chdir=None, stdin=None, output_limit=1048576,
-              root="/proc", clock=time.monotonic, on_start=None):
+              root="/proc", clock=time.monotonic, on_start=None, on_tick=None):
     """Run argv under the deadline; returns the result (see the module's RETURN), output as bytes.
 
     on_start, when given, is called with what the module needs to take over
-    (group id, leader start time, cookie, the schedule) before the leader may
-    exec.
+    (the leader, this process, the schedule) before the leader may exec;
+    on_tick about every second while the work goes on.
     """
     if isinstance(stdin, str):
         stdin = stdin.encode("utf-8", "surrogateescape")
-    cookie = uuid.uuid4().hex
-    env = dict(os.environ)
-    env[COOKIE_VAR] = cookie
+    # an ignored SIGCHLD would have the kernel reap the leader, and free its group id, at once
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    become_subreaper()
     wall_start = time.time()
-    child = Child(argv, env, chdir, feed_stdin=stdin is not None)
+    child = Child(argv, dict(os.environ), chdir, feed_stdin=stdin is not None)
     schedule = _deadline.Schedule(clock(), timeout, kill_after, first_signal)
     if on_start:
-        on_start({"pgid": child.pid, "leader_start": child.start, "cookie": cookie, "started": schedule.started,
-                  "wall_start": wall_start, "timeout": timeout, "supervisor": [os.getpid(), _kill.starttime_of("/proc", os.getpid())]})
+        on_start({"leader": child.pid, "supervisor": os.getpid(), "started": schedule.started,
+                  "wall_start": wall_start, "timeout": timeout})
     error = child.release()
     if error:
         child.reap()
         return _not_run(error, wall_start)
+    tick = Ticker(on_tick, clock)
     streams = Streams(child, stdin, output_limit)
-    tree = Tree(child.pid, cookie, root, clock=clock)
+    tree = Tree(os.getpid(), group=child.pid, keep=[child.pid], root=root, clock=clock)
     try:
         while True:
+            tick()
             streams.pump(POLL)
             action = schedule.step(clock(), child.returncode() is not None, streams.open, tree.alive)
             if action == "done":
@@ -405,7 +466,7 @@ def supervise(argv, timeout, kill_after=5.0, first_signal="TERM", chdir=None, st
                 tree.signal(getattr(signal, "SIG" + action))
         streams.drain(clock() + 0.5, clock)
         # a daemon that closed its output and outlived a command that ended in time goes too
-        end_leftovers(tree, kill_after, clock)
+        end_leftovers(tree, kill_after, clock, tick)
         failed = tree.failures()
     finally:
         streams.close()
@@ -417,40 +478,47 @@ def supervise(argv, timeout, kill_after=5.0, first_signal="TERM", chdir=None, st
         "stdout_truncated": streams.out.truncated, "stderr_truncated": streams.err.truncated,
         "timed_out": schedule.timed_out, "signal_sent": schedule.signal_sent, "signal_times": schedule.signal_times,
         "start_time": wall_start, "end_time": time.time(), "elapsed": round(clock() - schedule.started, 3),
-        # signalled one by one: those that had left the process group
-        "swept": sorted(pid for pid, _start in tree.swept),
+        # signalled one by one: those the group signal may not have reached
+        "swept": sorted(pid for pid in tree.swept if pid != child.pid),
         "failed_to_end": failed,
     }
 
 
 def take_over(started, kill_after, first_signal, why, root="/proc", clock=time.monotonic):
-    """The module's part when its supervisor vanished or stopped answering: the same schedule, from what the
-    supervisor said before the command started; the output is lost."""
-    supervisor = tuple(started["supervisor"])
+    """The module's part when its supervisor vanished or fell silent: the tree came back to this process (a
+    subreaper), which follows the same schedule from what the supervisor said before the command started; the
+    output is lost."""
+    supervisor, leader = started["supervisor"], started["leader"]
     if why == "silent":
-        _kill.send(root, supervisor, signal.SIGKILL)
-    tree = Tree(started["pgid"], started["cookie"], root, leader_start=started["leader_start"], clock=clock)
-    leader = (started["pgid"], started["leader_start"])
+        os.kill(supervisor, signal.SIGKILL)  # this process's child, not yet reaped: the pid is still its
+    # reaped, it has handed its children over (the kernel does that before it can be waited for)
+    until = clock() + _deadline.REAP_SECONDS
+    while clock() < until and not _reap(supervisor):
+        time.sleep(0.01)
+    tree = Tree(os.getpid(), exclude=[supervisor], keep=[leader], root=root, clock=clock)
     schedule = _deadline.Schedule(started["started"], started["timeout"], kill_after, first_signal)
+
+    def leader_exited():
+        return leader not in children_of(os.getpid(), root) or _state(leader, root) in ("Z", "X", "?")
+
     while True:
-        action = schedule.step(clock(), not _kill.is_running(root, leader), False, tree.alive)
+        action = schedule.step(clock(), leader_exited(), False, tree.alive)
         if action == "done":
             break
         if action:
             tree.signal(getattr(signal, "SIG" + action))
         time.sleep(POLL)
     end_leftovers(tree, kill_after, clock)
-    lost = "ended" if why == "ended" else "stopped answering and was killed"
+    _reap(leader)
+    lost = "ended" if why == "ended" else "fell silent and was killed"
     return {
-        # without a deadline signal the leader's exit code was lost with the supervisor: no rc
         "rc": _deadline.rc_for(True, schedule.signal_sent, None) if schedule.timed_out else None,
         "stdout": b"", "stderr": b"", "stdout_truncated": False, "stderr_truncated": False,
         "timed_out": schedule.timed_out, "signal_sent": schedule.signal_sent, "signal_times": schedule.signal_times,
         "start_time": started["wall_start"], "end_time": time.time(), "elapsed": round(clock() - schedule.started, 3),
-        "swept": sorted(pid for pid, _start in tree.swept), "failed_to_end": tree.failures(),
-        "supervisor_lost": True,
+        "swept": sorted(tree.swept), "failed_to_end": tree.failures(), "supervisor_lost": True,
         "msg": "the supervisor (pid %d) %s before the command's end; the module ended the tree itself, and the "
-               "command's output is lost" % (supervisor[0], lost),
+               "command's output is lost" % (supervisor, lost),
     }
 
 
@@ -479,6 +547,9 @@ def start_supervisor(argv, **kwargs):
     The supervisor outlives this process: if the connection that started it
     goes away, it still enforces the deadline and cleans up.
     """
+    # the tree comes back to this process if the supervisor goes; an ignored SIGCHLD would lose it to the kernel
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    become_subreaper()
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the supervisor's side
@@ -494,22 +565,28 @@ def start_supervisor(argv, **kwargs):
             os.closerange(write_fd + 1, MAX_FD)
             signal.signal(signal.SIGHUP, signal.SIG_IGN)
             signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-            result = supervise(argv, on_start=lambda started: _write_line(write_fd, {"started": started}), **kwargs)
+            result = supervise(argv, on_start=lambda started: _write_line(write_fd, {"started": started}),
+                               on_tick=lambda: _write_line(write_fd, {"tick": True}), **kwargs)
             _write_line(write_fd, {"result": _encode(result)})
         finally:
             os._exit(0)
     os.close(write_fd)
-    os.waitpid(pid, 0)
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
     return read_fd
 
 
-def await_reports(fd, wait, clock=time.monotonic):
+def await_reports(fd, wait, clock=time.monotonic, quiet=QUIET):
     """(started, result, how) from the supervisor's pipe within `wait` seconds; how is 'result', 'ended' (the pipe
-    closed with no result) or 'silent'."""
+    closed with no result) or 'silent' (nothing for `quiet` seconds once it started, or no result in time)."""
     started, pending, end = None, bytearray(), clock() + wait
     try:
         while True:
             left = end - clock()
+            if started is not None:
+                left = min(left, quiet)
             if left <= 0 or not select.select([fd], [], [], left)[0]:
                 return started, None, "silent"
             chunk = os.read(fd, 1 << 20)

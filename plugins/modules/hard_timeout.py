@@ -11,14 +11,17 @@ short_description: Run a command under a hard deadline that no process of its tr
 version_added: 0.1.0
 description:
   - Runs a command like M(ansible.builtin.command) does, under a deadline like C(timeout -k KILL_AFTER DURATION).
-    At O(timeout) seconds the first O(signal) goes to the command's whole process group, C(SIGKILL) follows after
-    O(kill_after) seconds, and processes that left the group (C(setsid), double fork) are found by a cookie they
-    inherited in their environment and ended too. No process of the tree survives.
+    At O(timeout) seconds the first O(signal) goes to the command's whole process group and to every other process
+    of its tree, C(SIGKILL) follows at O(timeout) + O(kill_after). The supervisor is a child subreaper, so processes
+    that left the group (C(setsid), double fork) stay in its tree and are ended too. No process of the tree survives.
   - The command runs under a supervisor detached from the connection (double fork, own session, as C(async) does), so
     the deadline holds and the tree is cleaned up even when the controller's connection is lost. If the supervisor
-    itself is killed or stops answering, the module, still waiting, ends the tree on the same schedule.
+    itself is killed or falls silent (it says it is alive every second), the module, still waiting and a subreaper
+    too, gets the tree back and ends it on the same schedule.
+  - Processes are found through the kernel's lists of each process's children and signalled through pidfds; the
+    supervisor never reads a process's C(stat) or C(environ), which a local user can make block.
   - The command starts with every signal at its default disposition and none blocked, whatever the caller ignored.
-  - Processes that cannot be signalled (another user's, such as a C(sudo) in the command's group when the task runs
+  - Processes that cannot be signalled (another user's, such as a root command run with C(sudo) when the task runs
     without become) are reported in RV(failed_to_end), and the task fails.
   - Output is kept in bounded buffers and returned even on timeout, with a flag when it was cut.
   - The action plugin of the same name bounds the whole task on the controller at O(timeout) + O(kill_after) + a few
@@ -114,9 +117,8 @@ options:
     type: float
     default: 15
 notes:
-  - The cookie is an environment variable, C(HANGUP_SSH_DEADLINE); a process that clears its environment and leaves the
-    process group escapes the sweep, and so does one stuck in the kernel (state D) outside the group, whose
-    environment is never read.
+  - A process started for the command by something outside its tree (C(systemd-run), C(at), a login over SSH) is not
+    in the tree, and is not ended.
   - If the command kills both the supervisor and the module (C(pkill python3)), nothing on the host is left to end
     the tree; the task fails and says the tree may still be alive.
 seealso:
@@ -227,7 +229,7 @@ signal_times:
   type: dict
   sample: {"TERM": 30.01, "KILL": 35.02}
 swept:
-  description: PIDs of processes that had left the command's process group and were signalled one by one.
+  description: PIDs of the processes of the tree that were signalled one by one, besides the process group.
   returned: when the command ran
   type: list
   elements: int

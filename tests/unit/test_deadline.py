@@ -105,6 +105,13 @@ def test_schedule_cleans_up_what_holds_the_output_without_calling_it_a_timeout()
     assert not s.timed_out and s.signal_sent is None and s.signal_times == {}
 
 
+def test_schedule_taken_over_late_keeps_the_deadline_timeline():
+    # whoever follows the schedule 13 s after the start of a 2 s deadline sends KILL at once, not kill_after later
+    s = _deadline.Schedule(0.0, 2, 5)
+    assert run_schedule(s, [(13, False, True), (13.05, False, True)]) == ["TERM", "KILL"]
+    assert s.signal_times == {"TERM": 13, "KILL": 13.05}
+
+
 def test_schedule_first_signal_kill():
     s = _deadline.Schedule(0.0, 1, 10, "KILL")
     assert run_schedule(s, [(1, False, True), (2, False, True), (4.1, False, True)]) == ["KILL", None, "done"]
