@@ -38,6 +38,8 @@ POLL = 0.05
 TICK = 1.0
 QUIET = 3.0
 PR_SET_CHILD_SUBREAPER = 36
+# what a command may send its supervisor and the module by name (pkill python3): both ignore it while it runs
+STRAY = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 # the pause between passes over /proc while what a command left behind is ended
 SETTLE = 0.03
 # the longest one walk of the tree may take
@@ -247,20 +249,30 @@ def _state(pid, root="/proc"):
 
 
 class Handle(object):
-    """A process found as a child of `parent`, held by a pidfd opened while it was that child (where the kernel
-    has pidfds; else by pid, checked again just before each signal)."""
+    """A process held by a pidfd (where the kernel has them; else by pid, which a race can lose).
 
-    def __init__(self, pid, parent, root="/proc"):
-        self.pid, self.fd = pid, None
+    A child is valid when, after its pidfd is open, its parent's list still
+    names it and the parent, held the same way, has not exited: the parent's
+    pid cannot have passed to another process then, so neither can the
+    child's. `held` is False when a pidfd could not be opened for a process
+    that exists (out of file descriptors): the walk is then incomplete.
+    """
+
+    def __init__(self, pid, parent=None, root="/proc"):
+        self.pid, self.fd, self.held, self.valid = pid, None, True, parent is None
+        if parent is None:
+            return  # the owner: this process
         if hasattr(os, "pidfd_open") and hasattr(signal, "pidfd_send_signal"):
             try:
                 self.fd = os.pidfd_open(pid)
-            except OSError:
-                self.fd = None
-        # still its child now: the pidfd, or the pid, is the process the walk found
-        self.valid = pid in children_of(parent, root)
+            except OSError as exc:
+                self.held = exc.errno == errno.ESRCH
+                return
+        self.valid = pid in children_of(parent.pid, root) and not parent.exited()
 
     def exited(self):
+        if self.valid and self.fd is None and self.pid == os.getpid():
+            return False
         if self.fd is not None:
             return bool(select.select([self.fd], [], [], 0)[0])
         return _state(self.pid) in ("Z", "X", "?")
@@ -300,42 +312,51 @@ class Tree(object):
         self.owner, self.group, self.keep, self.exclude = owner, group, set(keep), set(exclude)
         self.root, self.clock, self.budget = root, clock, budget
         self.current = None  # the signal every member found gets, once
-        self.swept, self.denied = set(), set()
+        self.swept, self.denied, self.churned, self.unsettled = set(), set(), False, False
         self._signalled = {}
 
     def scan(self):
         """(members, complete): the pids of live descendants, each sent the current signal if it has not had
-        it; complete unless the walk ran out of its budget."""
-        until, stack, found, seen = self.clock() + self.budget, [self.owner], [], set()
-        while stack and self.clock() < until:
+        it; complete unless the walk ran out of its budget or could not hold a process. `churned` says whether
+        the walk met processes that had exited (a tree still forking and exiting)."""
+        until, found, seen = self.clock() + self.budget, [], set()
+        stack, complete, self.churned = [Handle(self.owner)], True, False
+        while stack:
             parent = stack.pop()
-            for pid in children_of(parent, self.root):
-                if pid in seen or pid in self.exclude:
+            try:
+                if self.clock() >= until:
+                    complete = False
                     continue
-                seen.add(pid)
-                handle = Handle(pid, parent, self.root)
-                try:
-                    if not handle.valid:
+                for pid in children_of(parent.pid, self.root):
+                    if pid in seen or pid in self.exclude:
                         continue
-                    stack.append(pid)
-                    if handle.exited():
-                        if parent == self.owner and pid not in self.keep:
-                            _reap(pid)
-                        continue
-                    found.append(pid)
-                    self._deliver(handle)
-                finally:
-                    handle.close()
-        complete = not stack
+                    seen.add(pid)
+                    child = Handle(pid, parent, self.root)
+                    complete = complete and child.held
+                    if not child.valid:
+                        child.close()
+                    elif child.exited():
+                        child.close()
+                        if pid not in self.keep:
+                            self.churned = True
+                            if parent.pid == self.owner:
+                                _reap(pid)
+                    else:
+                        found.append(pid)
+                        self._deliver(child)
+                        stack.append(child)
+            finally:
+                parent.close()
         if complete:
             # a pid seen again later is another process: it gets every signal anew
             self._signalled = {pid: sig for pid, sig in self._signalled.items() if pid in seen}
         return found, complete
 
     def alive(self):
-        """Whether anything of the tree may still run: False only after a whole walk found nothing."""
+        """Whether anything of the tree may still run: False only after a whole walk met nothing, not even a
+        process that had just exited."""
         found, complete = self.scan()
-        return bool(found) or not complete
+        return bool(found) or not complete or self.churned
 
     def signal(self, sig):
         """Send sig to the whole tree: the group at once where that is safe, then each descendant."""
@@ -370,6 +391,9 @@ class Tree(object):
                  "still running after SIGKILL (state %s)" % _state(pid, self.root)} for pid in found]
         if not complete:
             left.append({"pid": None, "reason": "the tree was not walked to its end within %g s" % self.budget})
+        if self.unsettled:
+            left.append({"pid": None, "reason": "the tree kept forking and exiting faster than it could be walked; "
+                                                "some of it may still run"})
         return left
 
 
@@ -398,13 +422,14 @@ def end_leftovers(tree, kill_after, clock=time.monotonic, tick=None):
         found, complete = tree.scan()
         # what a SIGKILL already failed to end (another user's, stuck in the kernel) is for failures() to name
         found = [pid for pid in found if tree.signalled(pid) != signal.SIGKILL]
-        if found:
+        if found or tree.churned:
             term_at = now if term_at is None else term_at
             tree.signal(signal.SIGKILL if now - term_at >= kill_after else signal.SIGTERM)
-        clean = clean + 1 if complete and not found else 0
+        clean = clean + 1 if complete and not found and not tree.churned else 0
         if clean >= 2:
-            break
+            return
         time.sleep(SETTLE / 10)
+    tree.unsettled = True
 
 
 def _not_run(error, wall_start):
@@ -489,13 +514,16 @@ def take_over(started, kill_after, first_signal, why, root="/proc", clock=time.m
     subreaper), which follows the same schedule from what the supervisor said before the command started; the
     output is lost."""
     supervisor, leader = started["supervisor"], started["leader"]
-    if why == "silent":
+    ours = supervisor in children_of(os.getpid(), root)
+    if why == "silent" and ours:
         os.kill(supervisor, signal.SIGKILL)  # this process's child, not yet reaped: the pid is still its
     # reaped, it has handed its children over (the kernel does that before it can be waited for)
     until = clock() + _deadline.REAP_SECONDS
-    while clock() < until and not _reap(supervisor):
+    while ours and clock() < until and not _reap(supervisor):
         time.sleep(0.01)
-    tree = Tree(os.getpid(), exclude=[supervisor], keep=[leader], root=root, clock=clock)
+    # once reaped, its pid may be the tree's: only one not yet reaped is left out
+    still = [supervisor] if ours and supervisor in children_of(os.getpid(), root) else []
+    tree = Tree(os.getpid(), exclude=still, keep=[leader], root=root, clock=clock)
     schedule = _deadline.Schedule(started["started"], started["timeout"], kill_after, first_signal)
 
     def leader_exited():
@@ -549,6 +577,9 @@ def start_supervisor(argv, **kwargs):
     """
     # the tree comes back to this process if the supervisor goes; an ignored SIGCHLD would lose it to the kernel
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    # `pkill python3` from the command must not end the one that would take over (SIGHUP does: the connection is gone)
+    for sig in STRAY:
+        signal.signal(sig, signal.SIG_IGN)
     become_subreaper()
     read_fd, write_fd = os.pipe()
     pid = os.fork()
@@ -563,8 +594,8 @@ def start_supervisor(argv, **kwargs):
                 os.dup2(devnull, fd)
             os.closerange(3, write_fd)
             os.closerange(write_fd + 1, MAX_FD)
-            signal.signal(signal.SIGHUP, signal.SIG_IGN)
-            signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+            for sig in (signal.SIGHUP, signal.SIGPIPE) + STRAY:
+                signal.signal(sig, signal.SIG_IGN)
             result = supervise(argv, on_start=lambda started: _write_line(write_fd, {"started": started}),
                                on_tick=lambda: _write_line(write_fd, {"tick": True}), **kwargs)
             _write_line(write_fd, {"result": _encode(result)})
@@ -609,10 +640,15 @@ def await_reports(fd, wait, clock=time.monotonic, quiet=QUIET):
 
 def run_detached(argv, wait, **kwargs):
     """The supervisor's result within `wait` seconds; else the module takes over, or says nothing ran."""
-    started, result, how = await_reports(start_supervisor(argv, **kwargs), wait)
-    if result is not None:
-        return result
-    if started is None:
-        return None
-    return take_over(started, kwargs.get("kill_after", 5.0), kwargs.get("first_signal", "TERM"), how,
-                     root=kwargs.get("root", "/proc"))
+    saved = {sig: signal.getsignal(sig) for sig in STRAY + (signal.SIGCHLD,)}
+    try:
+        started, result, how = await_reports(start_supervisor(argv, **kwargs), wait)
+        if result is not None:
+            return result
+        if started is None:
+            return None
+        return take_over(started, kwargs.get("kill_after", 5.0), kwargs.get("first_signal", "TERM"), how,
+                         root=kwargs.get("root", "/proc"))
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)

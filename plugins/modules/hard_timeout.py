@@ -17,7 +17,10 @@ description:
   - The command runs under a supervisor detached from the connection (double fork, own session, as C(async) does), so
     the deadline holds and the tree is cleaned up even when the controller's connection is lost. If the supervisor
     itself is killed or falls silent (it says it is alive every second), the module, still waiting and a subreaper
-    too, gets the tree back and ends it on the same schedule.
+    too, gets the tree back and ends it on the same schedule. Both ignore C(SIGTERM), C(SIGINT), C(SIGQUIT),
+    C(SIGUSR1) and C(SIGUSR2) while the command runs, so a C(pkill python3) from the command ends neither.
+  - A tree that keeps forking and exiting faster than it can be walked is signalled for as long as the grace lasts;
+    if it never settles, RV(failed_to_end) says so and the task fails.
   - Processes are found through the kernel's lists of each process's children and signalled through pidfds; the
     supervisor never reads a process's C(stat) or C(environ), which a local user can make block.
   - The command starts with every signal at its default disposition and none blocked, whatever the caller ignored.
