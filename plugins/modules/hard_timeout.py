@@ -23,7 +23,8 @@ description:
     if it never settles, RV(failed_to_end) says so and the task fails.
   - Processes are found through the kernel's lists of each process's children and signalled through pidfds; the
     supervisor never reads a process's C(stat) or C(environ), which a local user can make block.
-  - The command starts with every signal at its default disposition and none blocked, whatever the caller ignored.
+  - The command starts with every signal at its default disposition and none blocked, whatever the caller ignored
+    (but for the two real-time signals glibc keeps for itself, which it does not let a program change).
   - Processes that cannot be signalled (another user's, such as a root command run with C(sudo) when the task runs
     without become) are reported in RV(failed_to_end), and the task fails.
   - Output is kept in bounded buffers and returned even on timeout, with a flag when it was cut.
