@@ -167,6 +167,8 @@ def test_an_ignored_sigchld_changes_nothing():
 
 # 4. signal dispositions and mask: none of the caller's reach the command
 GLIBC_INTERNAL = (1 << 31) | (1 << 32)
+
+
 def test_command_starts_with_default_signals():
     old = signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
