@@ -171,3 +171,19 @@ def as_text(data, truncated, encoding="text"):
         except UnicodeDecodeError:
             pass
     return base64.b64encode(data).decode("ascii"), "base64"
+
+
+def describe(result, params):
+    """The one line that says what became of the command."""
+    if result.get("msg"):
+        return result["msg"]
+    if result["failed_to_end"]:
+        # pid is None for what is known only as a whole (a walk that did not finish)
+        return "could not end %d process(es) of the tree: %s" % (len(result["failed_to_end"]), ", ".join(
+            "%s (%s)" % (f["pid"], f["reason"]) if f["pid"] is not None else f["reason"]
+            for f in result["failed_to_end"]))
+    if not result["timed_out"]:
+        return "exited with rc %s" % result["rc"] if result.get("rc") else ""
+    how = "needed SIGKILL after %g s more" % params["kill_after"] if result["signal_sent"] == "KILL" else \
+        "ended on SIG%s" % params["signal"]
+    return "timed out after %g s; the tree %s" % (params["timeout"], how)

@@ -45,6 +45,8 @@ SETTLE = 0.03
 # the longest one walk of the tree may take
 SCAN_BUDGET = 0.5
 MAX_FD = 4096
+# the reason failed_to_end gives for a process SIGKILL did not end (stuck in the kernel: a user's FUSE file)
+STUCK = "still running after SIGKILL (state %s)"
 
 
 class Buffer(object):
@@ -117,19 +119,29 @@ class Child(object):
                 pass
 
     def release(self):
-        """Let the leader exec; None, or (errno, reason) when it could not run the command."""
+        """Let the leader go on to exec; whether that worked is known only once it ended (exec_error): an exec
+        may stay stuck for as long as a user likes (a binary or directory on their FUSE mount), and the deadline
+        loop must run meanwhile."""
         try:
             os.write(self._gate, b"g")
         except OSError:
             pass  # it already failed (chdir) and said why
         os.close(self._gate)
+
+    def exec_error(self):
+        """(errno, reason) when the leader could not run the command, else None; ask once it has ended."""
+        os.set_blocking(self._errors, False)
         data = b""
-        while True:
-            chunk = os.read(self._errors, 4096)
-            if not chunk:
-                break
-            data += chunk
-        os.close(self._errors)
+        try:
+            while True:
+                chunk = os.read(self._errors, 4096)
+                if not chunk:
+                    break
+                data += chunk
+        except BlockingIOError:
+            data = b""  # still in exec: an unkillable leader, named by failed_to_end
+        finally:
+            os.close(self._errors)
         if not data:
             return None
         code, _sep, reason = data.decode("utf-8", "replace").partition(" ")
@@ -388,7 +400,7 @@ class Tree(object):
         """[{pid, reason}] for what of the tree still runs."""
         found, complete = self.scan()
         left = [{"pid": pid, "reason": _kill.DENIED if pid in self.denied else
-                 "still running after SIGKILL (state %s)" % _state(pid, self.root)} for pid in found]
+                 STUCK % _state(pid, self.root)} for pid in found]
         if not complete:
             left.append({"pid": None, "reason": "the tree was not walked to its end within %g s" % self.budget})
         if self.unsettled:
@@ -472,10 +484,7 @@ def supervise(argv, timeout, kill_after=5.0, first_signal="TERM", chdir=None, st
     if on_start:
         on_start({"leader": child.pid, "supervisor": os.getpid(), "started": schedule.started,
                   "wall_start": wall_start, "timeout": timeout})
-    error = child.release()
-    if error:
-        child.reap()
-        return _not_run(error, wall_start)
+    child.release()
     tick = Ticker(on_tick, clock)
     streams = Streams(child, stdin, output_limit)
     tree = Tree(os.getpid(), group=child.pid, keep=[child.pid], root=root, clock=clock)
@@ -496,7 +505,10 @@ def supervise(argv, timeout, kill_after=5.0, first_signal="TERM", chdir=None, st
     finally:
         streams.close()
         returncode = child.returncode()
+        error = child.exec_error()
         child.reap()  # only now may the group id go to someone else
+    if error and not schedule.timed_out:
+        return _not_run(error, wall_start)
     return {
         "rc": _deadline.rc_for(schedule.timed_out, schedule.signal_sent, returncode),
         "stdout": bytes(streams.out.data), "stderr": bytes(streams.err.data),

@@ -247,10 +247,14 @@ failed_to_end:
   elements: dict
   contains:
     pid:
-      description: The process ID.
+      description: The process ID; V(null) for what is known only of the tree as a whole (a walk that did not
+        finish, a tree that kept forking).
       type: int
     reason:
-      description: V(operation not permitted) (another user's process), or that it still ran after C(SIGKILL).
+      description:
+        - V(operation not permitted) (another user's process), or V(still running after SIGKILL (state X)) with the
+          kernel's state letter (V(D) for a process stuck in the kernel, for example in an exec reading a file
+          from a user's FUSE mount that never answers), or why the walk could not vouch for the whole tree.
       type: str
   sample: [{"pid": 4243, "reason": "operation not permitted"}]
 supervisor_lost:
@@ -306,19 +310,6 @@ def _stamp(epoch):
     return datetime.datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def describe(result, params):
-    if result.get("msg"):
-        return result["msg"]
-    if result["failed_to_end"]:
-        return "could not end %d process(es) of the tree: %s" % (len(result["failed_to_end"]), ", ".join(
-            "%(pid)d (%(reason)s)" % f for f in result["failed_to_end"]))
-    if not result["timed_out"]:
-        return "exited with rc %s" % result["rc"] if result.get("rc") else ""
-    how = "needed SIGKILL after %g s more" % params["kill_after"] if result["signal_sent"] == "KILL" else \
-        "ended on SIG%s" % params["signal"]
-    return "timed out after %g s; the tree %s" % (params["timeout"], how)
-
-
 def shape(result, params):
     """The supervisor's result as the module returns it: output as text, times as ansible.builtin.command's."""
     start, end = result.pop("start_time"), result.pop("end_time")
@@ -331,7 +322,7 @@ def shape(result, params):
         result[name + "_lines"] = text.splitlines() if how != "base64" else []
         result[name], result[name + "_encoding"] = text, how
     result.update(start=_stamp(start), end=_stamp(end), delta=str(datetime.timedelta(seconds=end - start)))
-    result["msg"] = describe(result, params)
+    result["msg"] = _deadline.describe(result, params)
     return result
 
 

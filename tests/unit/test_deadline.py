@@ -138,3 +138,25 @@ def test_non_utf8_output_is_kept():
     # truncated and not UTF-8: every byte kept, none dropped at the end
     assert _deadline.as_text(b"ab\xc3", True, "base64") == ("YWLD", "base64")
     assert _deadline.as_text("é".encode(), False, "base64") == ("w6k=", "base64")
+
+
+TASK = {"timeout": 2, "kill_after": 1, "signal": "TERM"}
+
+
+@pytest.mark.parametrize("result,line", [
+    ({"failed_to_end": [], "timed_out": False, "rc": 0}, ""),
+    ({"failed_to_end": [], "timed_out": False, "rc": 3}, "exited with rc 3"),
+    ({"failed_to_end": [], "timed_out": True, "rc": 124, "signal_sent": "TERM"},
+     "timed out after 2 s; the tree ended on SIGTERM"),
+    ({"failed_to_end": [], "timed_out": True, "rc": 137, "signal_sent": "KILL"},
+     "timed out after 2 s; the tree needed SIGKILL after 1 s more"),
+    ({"failed_to_end": [{"pid": 7, "reason": "operation not permitted"},
+                        {"pid": None, "reason": "the tree was not walked to its end within 0.5 s"}],
+      "timed_out": True, "rc": 124, "signal_sent": "TERM"},
+     "could not end 2 process(es) of the tree: 7 (operation not permitted), the tree was not walked to its end "
+     "within 0.5 s"),
+    ({"msg": "could not run x: No such file", "failed_to_end": [], "timed_out": False, "rc": 127},
+     "could not run x: No such file"),
+])
+def test_describe(result, line):
+    assert _deadline.describe(result, TASK) == line

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from ansible_collections.hangup.ssh.plugins.module_utils import _kill, _supervisor
+from ansible_collections.hangup.ssh.plugins.module_utils import _deadline, _kill, _supervisor
 
 
 def alive(marker):
@@ -365,6 +365,19 @@ def test_a_stuck_process_in_the_tree_is_ended(stuck_exec):
     result = _supervisor.supervise([sys.executable, "-c", STUCK, os.path.join(where, "f")], 1, kill_after=1)
     assert result["timed_out"] and result["failed_to_end"] == [] and time.monotonic() - started < 1 + 1 + 3 + 1
     assert alive("sleep 4180") == []
+
+
+def test_an_exec_stuck_on_a_users_file_still_ends_at_the_deadline(stuck_exec):
+    # the command itself lives on the user's FUSE mount: its exec never ends, and the supervisor must not wait on it
+    where, _start = stuck_exec
+    started = time.monotonic()
+    result = _supervisor.run_detached([os.path.join(where, "x")], 1 + 1 + _deadline.SLACK, timeout=1, kill_after=1)
+    took = time.monotonic() - started
+    assert not result.get("supervisor_lost"), "the supervisor fell silent waiting on the exec"
+    # an exec reading its binary from FUSE may be beyond even SIGKILL (state D, kernel-dependent): then it is named
+    stuck = [f["reason"] for f in result["failed_to_end"]]
+    assert result["timed_out"] and (result["rc"] == 124 and stuck == [] or stuck == [_supervisor.STUCK % "D"]), result
+    assert took < 1 + 1 + _deadline.SLACK
 
 
 # a process that forks and exits in a loop, each child in a session of its own, run under a uid of its own so

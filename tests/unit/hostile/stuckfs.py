@@ -1,10 +1,11 @@
-"""A FUSE file system whose one file is opened but never flushed or read: the hostile user's tool.
+"""A FUSE file system whose files are opened but never flushed or read: the hostile user's tool.
 
     python stuckfs.py MOUNTPOINT      (as root: mounts through /dev/fuse; prints "mounted" when it serves)
 
 A process that opens MOUNTPOINT/f close-on-exec and then execs stays in the
 exec for as long as this runs, holding the lock that reading its
-/proc/PID/stat and environ takes: the reader blocks with it.
+/proc/PID/stat and environ takes: the reader blocks with it. MOUNTPOINT/x is
+executable: a process that execs it stays in that exec.
 """
 import ctypes
 import os
@@ -13,6 +14,8 @@ import sys
 
 MS_NOSUID, MS_NODEV = 2, 4
 SIZE = 1 << 20
+FILES = {b"f": 2, b"x": 3}
+MODES = {1: 0o040755, 2: 0o100644, 3: 0o100755}
 
 
 def attr(ino, mode, size):
@@ -42,13 +45,14 @@ def main(mountpoint):
             _major, _minor, max_ra, _flags = struct.unpack("<IIII", body[:16])
             reply(unique, struct.pack("<IIIIHHIIHHII", 7, 31, max_ra, 0, 16, 12, 65536, 1, 32, 0, 0, 0) + b"\0" * 24)
         elif opcode == 1:  # LOOKUP
-            if body.split(b"\0")[0] == b"f":
-                reply(unique, struct.pack("<QQQQII", 2, 0, 3600, 3600, 0, 0) + attr(2, 0o100644, SIZE))
+            name = body.split(b"\0")[0]
+            if name in FILES:
+                ino = FILES[name]
+                reply(unique, struct.pack("<QQQQII", ino, 0, 3600, 3600, 0, 0) + attr(ino, MODES[ino], SIZE))
             else:
                 reply(unique, error=-2)
         elif opcode == 3:  # GETATTR
-            reply(unique, struct.pack("<QII", 3600, 0, 0) +
-                  (attr(1, 0o040755, 0) if nodeid == 1 else attr(2, 0o100644, SIZE)))
+            reply(unique, struct.pack("<QII", 3600, 0, 0) + attr(nodeid, MODES[nodeid], 0 if nodeid == 1 else SIZE))
         elif opcode in (14, 27):  # OPEN, OPENDIR
             reply(unique, struct.pack("<QII", 1, 0, 0))
         elif opcode in (15, 25, 36):  # READ, FLUSH, INTERRUPT: never answered
