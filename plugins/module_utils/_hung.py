@@ -17,7 +17,7 @@ import os
 import stat
 import time
 
-from ansible_collections.hangup.ssh.plugins.module_utils import _checks, _sockdiag, _sshproc
+from ansible_collections.hangup.ssh.plugins.module_utils import _checks, _procread, _sockdiag, _sshproc
 
 CLASSES = ("dead_transport", "unresponsive_peer", "idle", "orphaned")
 DEFAULT_HUNG_WHEN = ("dead_transport", "unresponsive_peer")
@@ -87,27 +87,28 @@ def read_sockets(root="/proc"):
         return _sshproc.unique_inodes(rows), "proc_net_tcp"
 
 
-def snapshot(root="/proc", budget=None, clock=time.monotonic, owner=0):
+def snapshot(root="/proc", budget=None, clock=time.monotonic, owner=0, reader=None):
     """One pass over /proc: (processes by pid, skipped).
 
-    Processes in D state are kept in the table (their children need them)
-    but nothing beyond stat is read of them. Once `budget` seconds are spent
-    the scan stops; skipped lists [{'pid', 'reason'}] for both. owner: who
-    must own sshd's and ssh's executables (root; tests pass their own uid).
+    Processes in D state, and those whose reads blocked (see _procread), are
+    kept in the table (their children need them) but nothing beyond status
+    is read of them. Once `budget` seconds are spent the scan stops; skipped
+    lists [{'pid', 'reason'}] for all of these. owner: who must own sshd's
+    and ssh's executables (root; tests pass their own uid).
     """
     processes, skipped = {}, []
     deadline = None if budget is None else clock() + budget
     names = sorted((int(n) for n in os.listdir(root) if n.isdigit()))
-    for index, pid in enumerate(names):
+    for pid, proc in _sshproc.read_processes(root, names, owner, reader):
         if deadline is not None and clock() > deadline:
-            skipped.extend({"pid": p, "reason": "scan time limit reached"} for p in names[index:])
+            # yielded in order: this one and those after it were not taken
+            skipped.extend({"pid": p, "reason": "scan time limit reached"} for p in names if p >= pid)
             break
-        proc = _sshproc.read_process(root, pid, owner)
-        if proc is None:
-            continue
         processes[pid] = proc
-        if proc["stuck"]:
-            skipped.append({"pid": pid, "reason": "in D state (uninterruptible): only stat was read"})
+        if proc["blocked"]:
+            skipped.append({"pid": pid, "reason": _procread.Blocked.REASON})
+        elif proc["stuck"]:
+            skipped.append({"pid": pid, "reason": "in D state (uninterruptible): only status was read"})
     return processes, skipped
 
 
@@ -468,15 +469,26 @@ class System(object):
     Tests pass their own object with the same methods.
     """
 
-    def __init__(self, root="/proc", dev="/dev"):
+    def __init__(self, root="/proc", dev="/dev", reader=None):
         self.root, self.dev = root, dev
+        self.reader = reader or _procread.shared()
         self._names, self._uids = {}, {}
 
+    def _bounded(self, pid, func, *args):
+        """func(*args) through the reader, or None when pid is gone or reading it blocked."""
+        status = _procread.read_status(self.root, pid)
+        if status is None:
+            return None
+        try:
+            return self.reader(status["uid"], func, *args)
+        except _procread.Blocked:
+            return None
+
     def environ(self, pid):
-        return _read(os.path.join(self.root, str(pid), "environ"), "rb")
+        return self._bounded(pid, _read, os.path.join(self.root, str(pid), "environ"), "rb")
 
     def cmdline(self, pid):
-        return _sshproc.read_cmdline(self.root, pid)
+        return self._bounded(pid, _sshproc.read_cmdline, self.root, pid)
 
     def sessionid(self, pid):
         return read_sessionid(self.root, pid)
@@ -636,8 +648,9 @@ def build_report(processes, sockets, system, now, btime, clk_tck, limits, self_p
         entries += orphan_entries(ctx, sessions, own_chain)
     for entry in entries:
         pids = entry["sshd_pids"] + [c["pid"] for c in entry["commands"]]
-        # sshd's listener is never signalled
-        entry["_starts"] = {p: processes[p]["starttime"] for p in pids if p in processes and p not in listeners}
+        # sshd's listener is never signalled, nor a process whose start time could not be read (no identity)
+        entry["_starts"] = {p: processes[p]["starttime"] for p in pids if p in processes and p not in listeners
+                            and processes[p]["starttime"] is not None}
     return entries
 
 

@@ -4,8 +4,8 @@
 """What /proc says about SSH processes and their TCP sockets.
 
 Parsing is pure; read_stat and read_process read a /proc-like root they are
-given, so all of it is unit-tested on tables recorded from OpenSSH 8.4, 9.2
-and 10.0.
+given (each read a user can make block through _procread), so all of it is
+unit-tested on tables recorded from OpenSSH 8.4, 9.2 and 10.0.
 
 Titles are never trusted alone: any user can `exec -a 'sshd: root@pts/0'`. A
 process is sshd's only when the kernel says so (its executable), and a session
@@ -20,6 +20,8 @@ import os
 import re
 import socket
 import struct
+
+from ansible_collections.hangup.ssh.plugins.module_utils import _procread
 
 # Process titles sshd sets (setproctitle), before 9.8 "sshd: ..." and since
 # 9.8 "sshd-session: ..." for the per-connection processes, "sshd-auth: ..."
@@ -99,22 +101,13 @@ def parse_stat(text):
 def read_stat(root, pid):
     """parse_stat of one process under a /proc-like root, or None once it is gone.
 
-    stat never takes the target's memory lock, so it is safe on a process
-    stuck in D state (cmdline and environ are not).
+    A user can make this block (see _procread): call it through a Reader.
     """
     try:
         with open(os.path.join(root, str(pid), "stat")) as f:
             return parse_stat(f.read())
     except (IOError, OSError, ValueError, IndexError):
         return None
-
-
-def parse_status_uid(text):
-    """Real uid from /proc/PID/status."""
-    for line in text.splitlines():
-        if line.startswith("Uid:"):
-            return int(line.split()[1])
-    return None
 
 
 def unmap(address):
@@ -221,44 +214,69 @@ def read_cmdline(root, pid):
     return None if argv is None else " ".join(argv).strip()
 
 
-def read_process(root, pid, owner=0):
-    """One process from a /proc-like root, or None when it vanished meanwhile.
+def read_process(root, pid, owner=0, reader=None):
+    """One process from a /proc-like root (see read_processes), or None when it vanished meanwhile."""
+    for _pid, proc in read_processes(root, [pid], owner, reader):
+        return proc
+    return None
 
-    Reads stat first and nothing else of a process in D state ('stuck': its
-    cmdline would hang the reader). 'exe_trusted': its executable is a file
-    `owner` (root; tests pass their own uid) owns and nobody else may write,
-    so no user's copy of a program. For sshd's and ssh's processes it adds
-    the command line, 'title' (classify_title) and the socket inodes; other
+
+def read_processes(root, pids, owner=0, reader=None):
+    """(pid, process) for each of pids still there, from a /proc-like root.
+
+    status is read first: it never blocks. Everything else goes through
+    `reader` (a _procread.Reader; the run's shared one by default), which
+    gives up on a read that blocks. A process in D state, or one whose reads
+    blocked, is 'stuck' ('blocked' says which): kept with what status says,
+    since its children need it, and read no further; it has no starttime, so
+    it is never signalled. 'exe_trusted': its executable is a file `owner`
+    (root; tests pass their own uid) owns and nobody else may write, so no
+    user's copy of a program. For sshd's and ssh's processes it adds the
+    command line, 'title' (classify_title) and the socket inodes; other
     processes get cmdline None, read later only if the report needs it.
     """
+    to_read = []
+    for pid in pids:
+        status = _procread.read_status(root, pid)
+        if status is None:
+            continue
+        proc = dict(status, pid=pid, pgrp=None, session=None, tty_nr=0, starttime=None, exe=None,
+                    exe_readable=False, exe_trusted=False, argv=None, cmdline=None, sockets=[], listening=False,
+                    stuck=status["state"] == "D", blocked=False, title={"role": None, "user": None, "ttys": []})
+        to_read.append((proc["uid"], (root, pid, owner, proc)))
+    for (_uid, args), read in (reader or _procread.shared()).each(_read_details, to_read):
+        if isinstance(read, _procread.Blocked):
+            yield args[1], dict(args[3], stuck=True, blocked=True)
+        elif read is not None:
+            yield args[1], read
+
+
+def _read_details(root, pid, owner, proc):
+    """read_processes's reads beyond status, any of which a user can make block: a new dict, or None (gone)."""
+    if proc["stuck"]:
+        return proc
     stat = read_stat(root, pid)
     if stat is None:
         return None
+    proc = dict(proc, **stat)
+    proc["stuck"] = stat["state"] == "D"
     base = os.path.join(root, str(pid))
-    stat.update(uid=None, exe=None, exe_readable=False, exe_trusted=False, argv=None, cmdline=None, sockets=[],
-                listening=False,
-                stuck=stat["state"] == "D", title={"role": None, "user": None, "ttys": []})
     try:
-        with open(os.path.join(base, "status")) as f:
-            stat["uid"] = parse_status_uid(f.read())
-    except (IOError, OSError, ValueError, IndexError):
-        return None
-    try:
-        stat["exe"], stat["exe_readable"] = os.readlink(os.path.join(base, "exe")), True
+        proc["exe"], proc["exe_readable"] = os.readlink(os.path.join(base, "exe")), True
     except OSError as exc:
         # ENOENT: a kernel thread or a zombie; EACCES: no ptrace access to it
-        stat["exe_readable"] = None if exc.errno == errno.ENOENT else False
-    if stat["exe_readable"]:
+        proc["exe_readable"] = None if exc.errno == errno.ENOENT else False
+    if proc["exe_readable"]:
         try:
             st = os.stat(os.path.join(base, "exe"))
-            stat["exe_trusted"] = st.st_uid == owner and not st.st_mode & 0o022
+            proc["exe_trusted"] = st.st_uid == owner and not st.st_mode & 0o022
         except OSError:
             pass
-    if stat["stuck"] or not (is_sshd(stat) or is_ssh_client(stat)):
-        return stat
-    stat["argv"] = read_argv(root, pid) or []
-    stat["cmdline"] = " ".join(stat["argv"]).strip()
-    stat["title"] = classify_title(stat["cmdline"]) if is_sshd(stat) else stat["title"]
+    if proc["stuck"] or not (is_sshd(proc) or is_ssh_client(proc)):
+        return proc
+    proc["argv"] = read_argv(root, pid) or []
+    proc["cmdline"] = " ".join(proc["argv"]).strip()
+    proc["title"] = classify_title(proc["cmdline"]) if is_sshd(proc) else proc["title"]
     links = []
     try:
         for fd in os.listdir(os.path.join(base, "fd")):
@@ -268,8 +286,8 @@ def read_process(root, pid, owner=0):
                 continue
     except OSError:
         pass
-    stat["sockets"] = socket_inodes(links)
-    return stat
+    proc["sockets"] = socket_inodes(links)
+    return proc
 
 
 def tty_name(tty_nr):

@@ -133,7 +133,11 @@ options:
       - Seconds the scan of C(/proc) may take. Processes not read by then are listed in RV(not_read) and never
         signalled, and orphans are not looked for (a live session may have been missed).
       - Processes in D state (uninterruptible sleep, for example on a dead NFS mount) are never read beyond
-        C(/proc/PID/stat), whose reading cannot hang; they are listed in RV(not_read) too.
+        C(/proc/PID/status), whose reading cannot hang; they are listed in RV(not_read) too.
+      - Every other read of a process (C(stat), C(environ), C(exe), C(fd), C(cmdline)) is waited for at most 0.5 s,
+        since a local user can make it block for as long as they like (an exec stuck on a file of their FUSE mount).
+        A process whose read blocked is listed in RV(not_read), never signalled, and after two such reads that
+        user's processes are not read any more in the run.
     type: float
     default: 10
 notes:
@@ -197,12 +201,12 @@ unresponsive_off:
   type: dict
   sample: {"inbound sessions": "`sshd -T` could not be read (not root)"}
 not_read:
-  description: Processes not read beyond their C(stat), with the reason (D state, or O(scan_timeout) reached). They
-    are never signalled.
+  description: Processes not read beyond their C(status), with the reason (D state, a read that blocked, or
+    O(scan_timeout) reached). They are never signalled.
   returned: always
   type: list
   elements: dict
-  sample: [{"pid": 4242, "reason": "in D state (uninterruptible): only stat was read"}]
+  sample: [{"pid": 4242, "reason": "in D state (uninterruptible): only status was read"}]
 sessions:
   description: Every entry found after the filters, inbound sessions first, then outbound clients and orphans.
   returned: always
@@ -255,7 +259,7 @@ sessions:
       type: int
       sample: 15
     commands:
-      description: The processes running in the session, with their command lines (null for a process in D state).
+      description: The processes running in the session, with their command lines (null for a process in D state or one whose read blocked).
       type: list
       elements: dict
       sample: [{"pid": 4218, "cmdline": "-bash"}]

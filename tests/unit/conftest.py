@@ -13,3 +13,5 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
 from playbook import collection_root  # noqa: E402
 
 sys.path.insert(0, collection_root())
+
+from fusetrap import stuck_exec  # noqa: E402,F401  pylint: disable=unused-import

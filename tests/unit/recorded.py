@@ -37,7 +37,10 @@ def build_tree(tmp_path, recorded):
         (base / "fd").mkdir(parents=True)
         (base / "stat").write_text(p["stat"])
         (base / "cmdline").write_bytes(p["cmdline"].encode())
-        (base / "status").write_text("Uid:\t%s\t%s\t%s\t%s\n" % ((p["uid"],) * 4))
+        # the recordings kept stat; status has the same facts, as the kernel prints them
+        fields = _sshproc.parse_stat(p["stat"])
+        (base / "status").write_text("Name:\t%s\nState:\t%s\nPPid:\t%d\nUid:\t%s\t%s\t%s\t%s\n" % (
+            (fields["comm"], fields["state"], fields["ppid"]) + (p["uid"],) * 4))
         (base / "sessionid").write_text(p.get("sessionid", "4294967295"))
         (base / "environ").write_bytes(b"".join(e.encode() + b"\0" for e in p.get("environ", [])))
         if p.get("exe"):

@@ -4,16 +4,20 @@ Built on synthetic tables in the shape /proc gives (tests/unit/synthetic.py);
 the live versions of the main cases run in scenario hung_sessions.
 """
 
+import json
 import os
 import signal
+import subprocess
 import sys
 import time
 
+import fusetrap
 import pytest
 import synthetic
+from adhoc import parse_adhoc
 from synthetic import proc
 
-from ansible_collections.hangup.ssh.plugins.module_utils import _hung, _kill, _run, _sshproc
+from ansible_collections.hangup.ssh.plugins.module_utils import _hung, _kill, _procread, _run, _sshproc
 
 LIMITS = {"unacked_timeout": 30, "max_backoff": 6, "unresponsive_timeout": None, "max_idle": 0}
 ALL = tuple(_hung.CLASSES)
@@ -229,3 +233,60 @@ def test_forged_titles_in_and_out_of_a_session_are_never_sshd(title):
              9: dict(dead(("10.0.0.2", 51000), ("10.9.9.9", 80)), uid=ALICE)}
     entries = report(procs, socks, hung_when=ALL)
     assert [(e["pid"], e["sshd_pids"], e["ttys"], e["reasons"]) for e in entries] == [(20, [20, 21], ["pts/0"], [])]
+
+
+# A user's process stuck in exec on their own FUSE file: reading its stat, environ, exe or fd blocks for as long as
+# they like (the process shows state S). Before _procread, the scan blocked on it, and with it the whole task.
+HOSTILE_UID = 64997
+PIECES = """
+import json, sys, time
+from ansible_collections.hangup.ssh.plugins.module_utils import _hung, _kill, _procread
+pid = int(sys.argv[1])
+reader = _procread.Reader(wait=0.3)
+started = time.monotonic()
+procs, skipped = _hung.snapshot("/proc", reader=reader)
+system = _hung.System(reader=reader)
+print(json.dumps({"skipped": [s for s in skipped if s["pid"] == pid], "stuck": procs[pid]["stuck"],
+                  "starttime": procs[pid]["starttime"], "environ": system.environ(pid), "cmdline": system.cmdline(pid),
+                  "send": _kill.send("/proc", (pid, 0), 0, reader), "took": time.monotonic() - started}))
+"""
+
+
+def bounded_run(argv, seconds, **kwargs):
+    """argv's stdout; the test fails, instead of hanging, when argv does not end within `seconds`."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), **kwargs.pop("env", {}))
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=seconds, env=env, check=False,
+                              **kwargs).stdout
+    except subprocess.TimeoutExpired:
+        pytest.fail("%s blocked on the stuck process for %d s" % (argv[0], seconds))
+
+
+@pytest.fixture
+def stuck_user(stuck_exec):
+    """The pid of a hostile user's process whose stat blocks."""
+    _where, start = stuck_exec
+    trap = start(uid=HOSTILE_UID)
+    if not fusetrap.wait_stuck(trap.pid):
+        pytest.skip("the FUSE trap does not block reading stat on this kernel")
+    return trap.pid
+
+
+def test_a_process_whose_proc_files_block_stalls_no_read(stuck_user):
+    got = json.loads(bounded_run([sys.executable, "-c", PIECES, str(stuck_user)], 30))
+    assert got["skipped"] == [{"pid": stuck_user, "reason": _procread.Blocked.REASON}]
+    assert got["stuck"] and got["starttime"] is None, "a process of unknown identity must never be signalled"
+    assert got["environ"] is None and got["send"] == _kill.BLOCKED
+    # two blocked reads of that user's, then none: the rest is not waited for
+    assert got["took"] < 0.3 * _procread.PER_UID + 2
+
+
+def test_hung_sessions_with_kill_ends_on_a_host_with_a_stuck_process(stuck_user):
+    from playbook import collection_root
+    out = bounded_run(["ansible", "localhost", "-i", "localhost,", "-c", "local", "-m", "hangup.ssh.hung_sessions",
+                       "-a", "kill=true", "-e", "ansible_python_interpreter=" + sys.executable], 60,
+                      env={"ANSIBLE_COLLECTIONS_PATH": collection_root(), "ANSIBLE_STDOUT_CALLBACK": "minimal",
+                           "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "NO_COLOR": "1"})
+    result = parse_adhoc(out)["localhost"]
+    assert result["_status"] == "SUCCESS", out
+    assert {"pid": stuck_user, "reason": _procread.Blocked.REASON} in result["not_read"]

@@ -8,7 +8,7 @@ import recorded
 import synthetic
 from synthetic import proc
 
-from ansible_collections.hangup.ssh.plugins.module_utils import _sshproc
+from ansible_collections.hangup.ssh.plugins.module_utils import _procread, _sshproc
 
 TITLES = [
     # OpenSSH 8.4 / 9.2 titles
@@ -60,9 +60,10 @@ def test_parse_stat_with_parentheses_in_comm():
                    "session": 4242, "tty_nr": 34816, "starttime": 987654}
 
 
-def test_parse_status_uid():
-    assert _sshproc.parse_status_uid("Name:\tsshd\nUid:\t1000\t1000\t1000\t1000\n") == 1000
-    assert _sshproc.parse_status_uid("Name:\tx\n") is None
+def test_status_fields():
+    text = "Name:\tsshd: a\\\\b\\n\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t7\nPPid:\t1\nUid:\t1000\t0\t0\t0\n"
+    assert _procread.status_fields(text) == {"comm": "sshd: a\\b\n", "state": "S", "ppid": 1, "uid": 1000}
+    assert _procread.status_fields("Name:\tx\nUid:\t1\t1\t1\t1\n") is None
 
 
 TCP = """  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt uid timeout inode
@@ -104,7 +105,8 @@ def _write(root, pid, stat=STAT, comm="sshd: a) b", cmdline=b"", uid=0, exe=None
     (base / "fd").mkdir(parents=True)
     (base / "stat").write_text(stat.replace("4242 (sshd: a) b)", "%d (%s)" % (pid, comm)))
     (base / "cmdline").write_bytes(cmdline)
-    (base / "status").write_text("Name:\tx\nUid:\t%d\t%d\t%d\t%d\n" % ((uid,) * 4))
+    (base / "status").write_text("Name:\t%s\nState:\tS (sleeping)\nPPid:\t1\nUid:\t%d\t%d\t%d\t%d\n" % (
+        (comm,) + (uid,) * 4))
     if exe:
         # the kernel names a replaced executable 'PATH (deleted)'; here that is the file's name
         target = root / "fs" / exe.lstrip("/")

@@ -9,6 +9,7 @@ import sys
 import tempfile
 import time
 
+import fusetrap
 import pytest
 
 from ansible_collections.hangup.ssh.plugins.module_utils import _deadline, _kill, _supervisor
@@ -310,49 +311,11 @@ def test_a_process_with_no_environment_does_not_hold_the_end():
         hostile.wait()
 
 
-# a process stuck in exec on a user's FUSE file: reading its stat or environ blocks for as long as the user wants
-STUCK = ("import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY | os.O_CLOEXEC); "
-         "os.execvp('sleep', ['sleep', '4180'])")
-
-
-@pytest.fixture
-def stuck_exec():
-    """(mountpoint, start): a stuck-exec trap, and how to start a process caught in it."""
-    if os.geteuid() != 0 or not os.path.exists("/dev/fuse"):
-        pytest.skip("needs root and /dev/fuse to mount the hostile user's file system")
-    where = tempfile.mkdtemp(prefix="hk-fuse-")
-    server = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__), "hostile", "stuckfs.py"),
-                               where], stdout=subprocess.PIPE, text=True)
-    if server.stdout.readline().strip() != "mounted":
-        server.kill()
-        pytest.skip("could not mount a FUSE file system here")
-    started = []
-
-    def start(argv=None):
-        proc = subprocess.Popen(argv or [sys.executable, "-c", STUCK, os.path.join(where, "f")])
-        started.append(proc)
-        return proc
-
-    yield where, start
-    server.kill()
-    server.wait()
-    subprocess.run(["umount", "-l", where], check=False)
-    for proc in started:
-        proc.kill()
-        proc.wait()
-    os.rmdir(where)
-
-
-def stat_blocks(pid):
-    return subprocess.run(["timeout", "1", "cat", "/proc/%d/stat" % pid], capture_output=True,
-                          check=False).returncode == 124
-
-
 def test_a_stuck_process_elsewhere_does_not_stall_the_supervisor(stuck_exec):
     _where, start = stuck_exec
     hostile = start()
     time.sleep(0.5)
-    print("reading the stuck process's stat blocks:", stat_blocks(hostile.pid))
+    print("reading the stuck process's stat blocks:", fusetrap.stat_blocks(hostile.pid))
     started = time.monotonic()
     assert supervised(["sh", "-c", "(setsid sleep 4181 &); exit 0"], 5, kill_after=1)["rc"] == 0
     assert time.monotonic() - started < 2 and alive("sleep 4181") == []
@@ -362,7 +325,7 @@ def test_a_stuck_process_elsewhere_does_not_stall_the_supervisor(stuck_exec):
 def test_a_stuck_process_in_the_tree_is_ended(stuck_exec):
     where, _start = stuck_exec
     started = time.monotonic()
-    result = _supervisor.supervise([sys.executable, "-c", STUCK, os.path.join(where, "f")], 1, kill_after=1)
+    result = _supervisor.supervise([sys.executable, "-c", fusetrap.STUCK, os.path.join(where, "f")], 1, kill_after=1)
     assert result["timed_out"] and result["failed_to_end"] == [] and time.monotonic() - started < 1 + 1 + 3 + 1
     assert alive("sleep 4180") == []
 
