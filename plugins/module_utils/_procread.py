@@ -74,7 +74,9 @@ class Reader(object):
         """
         items = list(items)
         while items:
-            capped = frozenset(uid for uid, count in self.blocked.items() if count >= self.per_uid)
+            # never root's: a block is charged to the uid status gave before, and a pid reused in between by a
+            # user's stuck process must not stop root's processes (sshd's) from being read
+            capped = frozenset(uid for uid, count in self.blocked.items() if count >= self.per_uid and uid != 0)
             results, done, stop = [], threading.Event(), threading.Event()
             worker = threading.Thread(target=_work, args=(func, items, capped, results, done, stop),
                                       name="hangup-procread")

@@ -272,6 +272,10 @@ def _read_details(root, pid, owner, proc):
             proc["exe_trusted"] = st.st_uid == owner and not st.st_mode & 0o022
         except OSError:
             pass
+    # status was read before: a pid that passed to another process in between gives no mixed record
+    again = _procread.read_status(root, pid)
+    if again is None or again["uid"] != proc["uid"]:
+        return None
     if proc["stuck"] or not (is_sshd(proc) or is_ssh_client(proc)):
         return proc
     proc["argv"] = read_argv(root, pid) or []

@@ -27,6 +27,7 @@ import errno
 import fcntl
 import json
 import os
+import resource
 import select
 import signal
 import time
@@ -45,6 +46,7 @@ SETTLE = 0.03
 # the longest one walk of the tree may take
 SCAN_BUDGET = 0.5
 MAX_FD = 4096
+MAX_PIDFDS = 1 << 20
 # the reason failed_to_end gives for a process SIGKILL did not end (stuck in the kernel: a user's FUSE file)
 STUCK = "still running after SIGKILL (state %s)"
 
@@ -236,6 +238,18 @@ def become_subreaper():
         return False
 
 
+def room_for_pidfds():
+    """Raise the soft limit on open files to the hard one (at most MAX_PIDFDS): a walk holds a pidfd for each
+    process of a wide tree, and one it cannot open leaves the walk incomplete."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = MAX_PIDFDS if hard == resource.RLIM_INFINITY else min(hard, MAX_PIDFDS)
+        if soft < want:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    except (OSError, ValueError):
+        pass
+
+
 def children_of(pid, root="/proc"):
     """pid's children, from the kernel's list of them: nothing of the children themselves is read."""
     found = []
@@ -263,30 +277,33 @@ def _state(pid, root="/proc"):
 class Handle(object):
     """A process held by a pidfd (where the kernel has them; else by pid, which a race can lose).
 
-    A child is valid when, after its pidfd is open, its parent's list still
-    names it and the parent, held the same way, has not exited: the parent's
-    pid cannot have passed to another process then, so neither can the
-    child's. `held` is False when a pidfd could not be opened for a process
-    that exists (out of file descriptors): the walk is then incomplete.
+    A child is valid (Tree.scan decides) when, after its pidfd is open, its
+    parent's list still names it and the parent, held the same way, has not
+    exited: the parent's pid cannot have passed to another process then, so
+    neither can the child's. `held` is False when a pidfd could not be opened
+    for a process that exists (out of file descriptors): the walk is then
+    incomplete.
     """
 
-    def __init__(self, pid, parent=None, root="/proc"):
-        self.pid, self.fd, self.held, self.valid = pid, None, True, parent is None
-        if parent is None:
-            return  # the owner: this process
+    def __init__(self, pid, owner=False):
+        """Open the pidfd; the caller decides `valid` (see Tree.scan), which the owner, this process, is."""
+        self.pid, self.fd, self.held, self.valid = pid, None, True, owner
+        if owner:
+            return
         if hasattr(os, "pidfd_open") and hasattr(signal, "pidfd_send_signal"):
             try:
                 self.fd = os.pidfd_open(pid)
             except OSError as exc:
                 self.held = exc.errno == errno.ESRCH
-                return
-        self.valid = pid in children_of(parent.pid, root) and not parent.exited()
 
     def exited(self):
-        if self.valid and self.fd is None and self.pid == os.getpid():
-            return False
         if self.fd is not None:
-            return bool(select.select([self.fd], [], [], 0)[0])
+            # poll, not select: a wide tree holds pidfds numbered past select's 1024
+            poller = select.poll()
+            poller.register(self.fd, select.POLLIN)
+            return bool(poller.poll(0))
+        if self.valid and self.pid == os.getpid():
+            return False
         return _state(self.pid) in ("Z", "X", "?")
 
     def send(self, sig):
@@ -332,29 +349,37 @@ class Tree(object):
         it; complete unless the walk ran out of its budget or could not hold a process. `churned` says whether
         the walk met processes that had exited (a tree still forking and exiting)."""
         until, found, seen = self.clock() + self.budget, [], set()
-        stack, complete, self.churned = [Handle(self.owner)], True, False
+        stack, complete, self.churned = [Handle(self.owner, owner=True)], True, False
         while stack:
             parent = stack.pop()
             try:
                 if self.clock() >= until:
                     complete = False
                     continue
-                for pid in children_of(parent.pid, self.root):
-                    if pid in seen or pid in self.exclude:
-                        continue
-                    seen.add(pid)
-                    child = Handle(pid, parent, self.root)
+                kids = [Handle(pid) for pid in children_of(parent.pid, self.root)
+                        if pid not in seen and pid not in self.exclude]
+                # still listed once its pidfd is open, and the parent (held too) not exited: the pid was not
+                # reused in between, as the parent's was not. Two reads of the list per parent, not one per child.
+                listed, parent_gone = set(children_of(parent.pid, self.root)), parent.exited()
+                for index, child in enumerate(kids):
+                    if self.clock() >= until:
+                        complete = False
+                        for rest in kids[index:]:
+                            rest.close()
+                        break
+                    seen.add(child.pid)
+                    child.valid = child.pid in listed and not parent_gone
                     complete = complete and child.held
                     if not child.valid:
                         child.close()
                     elif child.exited():
                         child.close()
-                        if pid not in self.keep:
+                        if child.pid not in self.keep:
                             self.churned = True
                             if parent.pid == self.owner:
-                                _reap(pid)
+                                _reap(child.pid)
                     else:
-                        found.append(pid)
+                        found.append(child.pid)
                         self._deliver(child)
                         stack.append(child)
             finally:
@@ -399,8 +424,10 @@ class Tree(object):
     def failures(self):
         """[{pid, reason}] for what of the tree still runs."""
         found, complete = self.scan()
-        left = [{"pid": pid, "reason": _kill.DENIED if pid in self.denied else
-                 STUCK % _state(pid, self.root)} for pid in found]
+        states = {pid: _state(pid, self.root) for pid in found}
+        # one that died of the signal this last walk sent is no failure
+        left = [{"pid": pid, "reason": _kill.DENIED if pid in self.denied else STUCK % states[pid]}
+                for pid in found if states[pid] not in ("Z", "X", "?")]
         if not complete:
             left.append({"pid": None, "reason": "the tree was not walked to its end within %g s" % self.budget})
         if self.unsettled:
@@ -480,6 +507,7 @@ def supervise(argv, timeout, kill_after=5.0, first_signal="TERM", chdir=None, st
     become_subreaper()
     wall_start = time.time()
     child = Child(argv, dict(os.environ), chdir, feed_stdin=stdin is not None)
+    room_for_pidfds()  # after the fork: the command keeps the limits it was given
     schedule = _deadline.Schedule(clock(), timeout, kill_after, first_signal)
     if on_start:
         on_start({"leader": child.pid, "supervisor": os.getpid(), "started": schedule.started,
@@ -526,6 +554,7 @@ def take_over(started, kill_after, first_signal, why, root="/proc", clock=time.m
     subreaper), which follows the same schedule from what the supervisor said before the command started; the
     output is lost."""
     supervisor, leader = started["supervisor"], started["leader"]
+    room_for_pidfds()
     ours = supervisor in children_of(os.getpid(), root)
     if why == "silent" and ours:
         os.kill(supervisor, signal.SIGKILL)  # this process's child, not yet reaped: the pid is still its
@@ -538,11 +567,16 @@ def take_over(started, kill_after, first_signal, why, root="/proc", clock=time.m
     tree = Tree(os.getpid(), exclude=still, keep=[leader], root=root, clock=clock)
     schedule = _deadline.Schedule(started["started"], started["timeout"], kill_after, first_signal)
 
-    def leader_exited():
+    def leader_gone():
         return leader not in children_of(os.getpid(), root) or _state(leader, root) in ("Z", "X", "?")
 
     while True:
-        action = schedule.step(clock(), leader_exited(), False, tree.alive)
+        gone = leader_gone()
+        if gone and clock() < schedule.deadline:
+            break  # the command ended by itself: what it left is ended below, as the supervisor does
+        # a leader gone after the deadline (its signal ended it) leaves the rest on the deadline's timeline: KILL
+        # stays at deadline + kill_after, however late the take-over
+        action = schedule.step(clock(), gone and not tree.alive(), False, tree.alive)
         if action == "done":
             break
         if action:

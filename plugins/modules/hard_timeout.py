@@ -82,10 +82,14 @@ options:
     type: bool
     default: true
   creates:
-    description: Do not run the command when this path exists.
+    description:
+      - Do not run the command when this path exists.
+      - Checked in a child process within 2 s; a path on a file system that does not answer fails the task.
     type: path
   removes:
-    description: Do not run the command unless this path exists.
+    description:
+      - Do not run the command unless this path exists.
+      - Checked like O(creates).
     type: path
   timeout:
     description: Seconds the command may run; the first O(signal) is sent then. Above 0 and at most 604800 (a week).
@@ -291,19 +295,58 @@ msg:
 
 import datetime
 import os
+import select
+import signal
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hangup.ssh.plugins.module_utils import _checks, _deadline, _supervisor
 
+# how long checking creates, removes or chdir may take
+PATH_WAIT = 2.0
+
+
+def check_path(params, name, test, wait=PATH_WAIT):
+    """(test(path), None), or (None, the problem) when checking the path did not finish in `wait` seconds: a user's
+    FUSE mount that never answers must not hold the task outside its deadline.
+
+    The check runs in a child holding nothing but its pipe: a lookup the
+    server never answers cannot be interrupted, not even by SIGKILL, and a
+    thread stuck in it would keep this process, and its stdout, from ending.
+    """
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child's side
+        try:
+            os.closerange(0, write_fd)
+            os.closerange(write_fd + 1, _supervisor.MAX_FD)
+            os.write(write_fd, b"1" if test(params[name]) else b"0")
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    try:
+        answer = os.read(read_fd, 1) if select.select([read_fd], [], [], wait)[0] else None
+    finally:
+        os.close(read_fd)
+    if answer is None:
+        os.kill(pid, signal.SIGKILL)  # it may stay, stuck in the kernel: it is left to init, holding nothing
+        return None, "%s: checking %s did not finish within %g s (a file system that does not answer)" % (
+            name, params[name], wait)
+    os.waitpid(pid, 0)
+    return answer == b"1", None
+
 
 def skip_reason(params):
-    """Why creates/removes say not to run, or None."""
-    if params["creates"] and os.path.exists(params["creates"]):
-        return "%s exists, nothing run" % params["creates"]
-    if params["removes"] and not os.path.exists(params["removes"]):
-        return "%s does not exist, nothing run" % params["removes"]
-    return None
+    """(why creates/removes say not to run, or None; a path that could not be checked, or None)."""
+    if params["creates"]:
+        exists, problem = check_path(params, "creates", os.path.exists)
+        if problem or exists:
+            return None if problem else "%s exists, nothing run" % params["creates"], problem
+    if params["removes"]:
+        exists, problem = check_path(params, "removes", os.path.exists)
+        if problem or not exists:
+            return None if problem else "%s does not exist, nothing run" % params["removes"], problem
+    return None, None
 
 
 def _stamp(epoch):
@@ -332,14 +375,18 @@ def main():
     params = module.params
     _checks.fail_on(module, _deadline.input_problems(params), timed_out=False)
     argv, _problems = _deadline.command_argv(params)
-    skip = skip_reason(params)
+    skip, problem = skip_reason(params)
+    _checks.fail_on(module, [problem] if problem else [], timed_out=False)
     if skip:
         module.exit_json(changed=False, msg=skip, rc=0, cmd=argv, timed_out=False)
     if module.check_mode:
         module.exit_json(changed=False, skipped=True, msg="Command would have run if not in check mode", cmd=argv,
                          timed_out=False)
-    if params["chdir"] and not os.path.isdir(params["chdir"]):
-        module.fail_json(msg="chdir: %s is not a directory" % params["chdir"], timed_out=False)
+    if params["chdir"]:
+        isdir, problem = check_path(params, "chdir", os.path.isdir)
+        _checks.fail_on(module, [problem] if problem else [], timed_out=False)
+        if not isdir:
+            module.fail_json(msg="chdir: %s is not a directory" % params["chdir"], timed_out=False)
     stdin = params["stdin"]
     if stdin is not None and params["stdin_add_newline"]:
         stdin += "\n"

@@ -129,6 +129,63 @@ def test_pkill_python_ends_neither_supervisor_nor_module():
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL, "the caller's dispositions were not given back"
 
 
+def test_pkill_python_does_not_end_the_module_either():
+    # the supervisor's parent is the module (a subreaper): TERM to it too, in a child of this test's, which a
+    # module that did not ignore it would not survive
+    cmd = "m=$(awk '/^PPid/{print $2}' /proc/$PPID/status); kill -TERM $m; kill -INT $m; echo kept; sleep 4125"
+    result = in_child(lambda: dict(_supervisor.run_detached(["sh", "-c", cmd], 10, timeout=1, kill_after=0.5),
+                                   stdout=None, stderr=None))
+    assert result is not None, "the module died of SIGTERM"
+    assert not result.get("supervisor_lost") and result["rc"] == 124, result
+    assert alive("sleep 4125") == []
+
+
+def test_a_take_over_after_the_leader_died_keeps_the_deadline():
+    # the leader ends at the deadline; what it left ignores TERM and kills the supervisor after it: the module
+    # takes over with the leader gone, and KILL must still come at deadline + kill_after, not kill_after later
+    daemon = "trap '' TERM; sleep 3.3; kill -9 $(awk '/^PPid/{print $2}' /proc/$$/status); exec sleep 4126"
+    started = time.monotonic()
+    result = in_child(lambda: dict(_supervisor.run_detached(
+        ["sh", "-c", "setsid sh -c \"%s\" </dev/null >/dev/null 2>&1 & sleep 4127" % daemon], 20, timeout=1,
+        kill_after=3), stdout=None, stderr=None))
+    gone = wait_gone("sleep 4126", 10)
+    took = time.monotonic() - started
+    assert result["supervisor_lost"] and result["timed_out"] and "KILL" in result["signal_times"], result
+    assert gone == [] and took < 1 + 3 + 1, "KILL came %.1f s after the start" % took
+
+
+def test_a_wide_tree_is_ended_whatever_the_number_of_its_pidfds():
+    # more children than select() can watch (1024), each in a group of its own and deaf to TERM
+    if not shutil.which("cc"):
+        pytest.skip("needs a C compiler")
+    where = tempfile.mkdtemp(prefix="hk-wide-")
+    with open(os.path.join(where, "wide.c"), "w") as f:
+        f.write(WIDE)
+    binary = os.path.join(where, "hk_wide_4192")
+    subprocess.run(["cc", "-o", binary, os.path.join(where, "wide.c")], check=True)
+
+    def run():
+        import resource
+        resource.setrlimit(resource.RLIMIT_NOFILE, (4096, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+        return dict(_supervisor.supervise([binary, "1100"], 1, kill_after=1), stdout=None, stderr=None)
+    try:
+        started = time.monotonic()
+        result = in_child(run)
+        took = time.monotonic() - started
+        assert result is not None, "the supervisor died"
+        assert result["rc"] == 137 and result["failed_to_end"] == [] and wait_gone("hk_wide_4192", 3) == [], result
+        assert took < 1 + 1 + _deadline.SLACK
+    finally:
+        for pid in alive("hk_wide_4192"):
+            os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(where)
+
+
+WIDE = ("#include <signal.h>\n#include <stdlib.h>\n#include <unistd.h>\nint main(int c, char **v) { "
+        "signal(SIGTERM, SIG_IGN); for (int i = 0; i < atoi(v[1]); i++) { pid_t p = fork(); "
+        "if (p == 0) { setpgid(0, 0); for (;;) pause(); } if (p < 0) break; } for (;;) pause(); }\n")
+
+
 def test_stopped_supervisor_is_killed_and_replaced_on_the_same_timeline():
     # stopped, silent: the module takes over, and SIGKILL still comes at deadline + kill_after
     started = time.monotonic()
@@ -387,3 +444,14 @@ def test_a_tree_that_outruns_the_walk_is_named():
     finally:
         end_uid(HOP_UID)
         shutil.rmtree(where)
+
+
+@pytest.mark.parametrize("name,test", [("creates", os.path.exists), ("removes", os.path.exists),
+                                       ("chdir", os.path.isdir)])
+def test_a_path_on_a_file_system_that_does_not_answer_fails_in_bounded_time(stuck_exec, name, test):
+    from ansible_collections.hangup.ssh.plugins.modules import hard_timeout as module
+    where, _start = stuck_exec
+    params = {name: os.path.join(where, "hang", "x")}
+    started = time.monotonic()
+    got, problem = module.check_path(params, name, test, wait=0.5)
+    assert got is None and problem.startswith(name + ": checking") and time.monotonic() - started < 0.5 + 1

@@ -5,7 +5,8 @@
 A process that opens MOUNTPOINT/f close-on-exec and then execs stays in the
 exec for as long as this runs, holding the lock that reading its
 /proc/PID/stat and environ takes: the reader blocks with it. MOUNTPOINT/x is
-executable: a process that execs it stays in that exec.
+executable: a process that execs it stays in that exec. Looking up
+MOUNTPOINT/hang never ends.
 """
 import ctypes
 import os
@@ -46,6 +47,8 @@ def main(mountpoint):
             reply(unique, struct.pack("<IIIIHHIIHHII", 7, 31, max_ra, 0, 16, 12, 65536, 1, 32, 0, 0, 0) + b"\0" * 24)
         elif opcode == 1:  # LOOKUP
             name = body.split(b"\0")[0]
+            if name == b"hang":
+                continue  # a lookup never answered: whatever looks at MOUNTPOINT/hang waits
             if name in FILES:
                 ino = FILES[name]
                 reply(unique, struct.pack("<QQQQII", ino, 0, 3600, 3600, 0, 0) + attr(ino, MODES[ino], SIZE))
