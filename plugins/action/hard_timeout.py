@@ -66,6 +66,26 @@ def still_our_child(pid):
     return True
 
 
+def kill_child(pid):
+    """SIGKILL pid if it is still this process's child. Held by a pidfd (Linux) opened before the check, the
+    signal reaches that process or none, even if a thread of this worker reaps it and its number is reused."""
+    fd = None
+    try:
+        if hasattr(os, "pidfd_open") and hasattr(signal, "pidfd_send_signal"):
+            fd = os.pidfd_open(pid)
+        if not still_our_child(pid):
+            return
+        if fd is not None:
+            signal.pidfd_send_signal(fd, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass  # gone already
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
 class ActionModule(ActionBase):
 
     TRANSFERS_FILES = False
@@ -134,11 +154,7 @@ class ActionModule(ActionBase):
         found = children(os.getpid())
         display.vvv("hard_timeout: giving up; the connection's processes: %s" % found)
         for pid in found:
-            if still_our_child(pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
+            kill_child(pid)
         try:
             self._connection.reset()
         except Exception as exc:  # pylint: disable=broad-except

@@ -1,31 +1,38 @@
 # -*- coding: utf-8 -*-
 # Copyright: hangup.ssh contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Reads of another process's /proc files, each within a bound.
+"""Reads of another process's /proc files, each within a bound, all of a run within a budget.
 
 A local user can make reading their own process's stat, environ, exe or fd
-block for as long as they like: an exec stuck closing a file on their FUSE
-mount holds the lock those reads wait for (and the process shows state S,
-not D). Its status never blocks. So every other read of a process is run
-on a worker thread and waited for at most `wait` seconds. A worker that
-does not come back is left behind, and the next read gets a new one; the
-wait it is in is killable, so it ends with the module. After `per_uid`
-blocked reads of one user's processes, no more of that user's processes
-are read in this run: a user with many such processes costs seconds, not
-minutes.
+block for as long as they like, or take a fifth of a second each: an exec
+stuck (or slow) closing a file on their FUSE mount holds the lock those
+reads wait for, and the process shows state S, not D. Its status never
+blocks. So every other read of a process is run on a worker thread, ahead
+of the caller, and a read that makes no progress for `wait` seconds is left
+behind (the wait it is in is killable: it ends with the module); the rest
+go to a new worker. Time lost on a user's processes (a read that was left
+behind, or one slower than SLOW) is charged to the uid that status gives at
+that moment. Once a user has lost `per_uid` seconds, or all users together
+`budget`, no more of their processes are read in this run. Root's are
+always read: users cannot make them block, and sshd's are among them.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 
 WAIT = 0.5
-PER_UID = 2
+# seconds of blocked or slow reads one user may cost a run, and all of them together
+PER_UID = 1.0
+BUDGET = 5.0
+# a read that takes longer is charged as lost time (a normal one takes microseconds)
+SLOW = 0.01
 
 
 class Blocked(Exception):
-    """A read that did not come back in time, or one not tried since that user's reads block."""
+    """A read that did not come back in time, or one not tried since that user's reads cost too much."""
 
     REASON = "reading it blocked (a process stuck in the kernel, e.g. on a user's FUSE file): only status was read"
 
@@ -58,27 +65,33 @@ def read_status(root, pid):
 
 
 class Reader(object):
-    """Runs reads of /proc on a worker thread, each waited for at most `wait` seconds."""
+    """Runs reads of /proc on a worker thread, each waited for at most `wait` seconds, within time budgets."""
 
-    def __init__(self, wait=WAIT, per_uid=PER_UID):
-        self.wait, self.per_uid = wait, per_uid
-        self.blocked = {}  # uid: how many reads of their processes blocked
+    def __init__(self, wait=WAIT, per_uid=PER_UID, budget=BUDGET, clock=time.monotonic):
+        self.wait, self.per_uid, self.budget, self.clock = wait, per_uid, budget, clock
+        self.lost = {}  # uid: seconds lost on their processes' reads
+        self.left_behind = {}  # uid: reads that never came back
 
-    def each(self, func, items):
+    def spent(self, uid):
+        """Whether reads of uid's processes are over: that user, or all users, cost the run too much already."""
+        users = sum(seconds for who, seconds in self.lost.items() if who != 0)
+        return uid != 0 and (self.lost.get(uid, 0) >= self.per_uid or users >= self.budget)
+
+    def charge(self, uid, seconds):
+        self.lost[uid] = self.lost.get(uid, 0) + seconds
+
+    def each(self, func, items, owner_of=None):
         """(item, value) for each (uid, args) item in order: func(*args), or a Blocked instance.
 
-        One worker runs the reads one after another, ahead of the caller, who
-        looks at its progress when it is done or every `wait` seconds; a read
-        that made no progress in that time is left behind, and the rest go to
-        a new worker.
+        owner_of(item), when given, says whose process it is when time lost
+        on it is charged (a pid may have passed to another user's process
+        since `uid` was read); by default the item's uid.
         """
         items = list(items)
+        owner_of = owner_of or (lambda item: item[0])
         while items:
-            # never root's: a block is charged to the uid status gave before, and a pid reused in between by a
-            # user's stuck process must not stop root's processes (sshd's) from being read
-            capped = frozenset(uid for uid, count in self.blocked.items() if count >= self.per_uid and uid != 0)
             results, done, stop = [], threading.Event(), threading.Event()
-            worker = threading.Thread(target=_work, args=(func, items, capped, results, done, stop),
+            worker = threading.Thread(target=self._work, args=(func, items, owner_of, results, done, stop),
                                       name="hangup-procread")
             worker.daemon = True
             worker.start()
@@ -94,13 +107,34 @@ class Reader(object):
                         seen += 1
                     if got == before and not finished:
                         stuck = items[seen]
-                        self.blocked[stuck[0]] = self.blocked.get(stuck[0], 0) + 1
+                        who = owner_of(stuck)
+                        self.charge(who, self.wait)
+                        self.left_behind[who] = self.left_behind.get(who, 0) + 1
                         yield stuck, Blocked()
                         seen += 1
                         break
             finally:
                 stop.set()  # the caller may stop early (a scan's budget): the worker must not go on
             items = items[seen:]
+
+    def _work(self, func, items, owner_of, results, done, stop):
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                if self.spent(item[0]):
+                    results.append((True, Blocked()))
+                    continue
+                started = self.clock()
+                try:
+                    results.append((True, func(*item[1])))
+                except Exception as exc:  # pylint: disable=broad-except
+                    results.append((False, exc))
+                took = self.clock() - started
+                if took > SLOW and not stop.is_set():
+                    self.charge(owner_of(item), took)
+        finally:
+            done.set()
 
     def __call__(self, uid, func, *args):
         """func(*args) for a process of uid; raises Blocked when it does not return in time."""
@@ -109,22 +143,6 @@ class Reader(object):
                 raise value
             return value
         return None  # pragma: no cover - each() yields once per item
-
-
-def _work(func, items, capped, results, done, stop):
-    try:
-        for uid, args in items:
-            if stop.is_set():
-                return
-            if uid in capped:
-                results.append((True, Blocked()))
-                continue
-            try:
-                results.append((True, func(*args)))
-            except Exception as exc:  # pylint: disable=broad-except
-                results.append((False, exc))
-    finally:
-        done.set()
 
 
 _SHARED = []

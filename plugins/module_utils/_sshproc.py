@@ -244,7 +244,13 @@ def read_processes(root, pids, owner=0, reader=None):
                     exe_readable=False, exe_trusted=False, argv=None, cmdline=None, sockets=[], listening=False,
                     stuck=status["state"] == "D", blocked=False, title={"role": None, "user": None, "ttys": []})
         to_read.append((proc["uid"], (root, pid, owner, proc)))
-    for (_uid, args), read in (reader or _procread.shared()).each(_read_details, to_read):
+
+    def owner_of(item):
+        # whose the pid is now: time lost on it is charged to them, not to whom status named before
+        now = _procread.read_status(root, item[1][1])
+        return item[0] if now is None else now["uid"]
+
+    for (_uid, args), read in (reader or _procread.shared()).each(_read_details, to_read, owner_of):
         if isinstance(read, _procread.Blocked):
             yield args[1], dict(args[3], stuck=True, blocked=True)
         elif read is not None:

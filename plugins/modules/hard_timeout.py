@@ -127,8 +127,12 @@ options:
 notes:
   - A process started for the command by something outside its tree (C(systemd-run), C(at), a login over SSH) is not
     in the tree, and is not ended.
-  - If the command kills both the supervisor and the module (C(pkill python3)), nothing on the host is left to end
-    the tree; the task fails and says the tree may still be alive.
+  - If the command kills both the supervisor and the module with C(SIGKILL), nothing on the host is left to end the
+    tree; the task fails and says the tree may still be alive.
+  - A process that enters a PID namespace made outside the tree (C(nsenter -p), which takes root, or a user
+    namespace of the user's own) and is orphaned there goes to that namespace's init, not to the supervisor, and is
+    not ended, nor named in RV(failed_to_end). Containment that nothing escapes needs a cgroup of its own
+    (C(systemd-run --scope)), which this module does not make.
 seealso:
   - module: ansible.builtin.command
   - module: hangup.ssh.hung_sessions

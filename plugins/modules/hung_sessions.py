@@ -136,8 +136,9 @@ options:
         C(/proc/PID/status), whose reading cannot hang; they are listed in RV(not_read) too.
       - Every other read of a process (C(stat), C(environ), C(exe), C(fd), C(cmdline)) is waited for at most 0.5 s,
         since a local user can make it block for as long as they like (an exec stuck on a file of their FUSE mount).
-        A process whose read blocked is listed in RV(not_read), never signalled, and after two such reads that
-        user's processes are not read any more in the run.
+        A process whose read blocked is listed in RV(not_read) and never signalled. Once reads of one user's
+        processes have lost 1 s (blocked or slow), or those of all users 5 s, no more of their processes are read
+        in the run; root's always are.
     type: float
     default: 10
 notes:

@@ -30,6 +30,23 @@ def test_children_finds_a_real_child():
     assert not hard_timeout.still_our_child(1)
 
 
+def test_kill_child_kills_only_a_child_of_this_process():
+    ours = subprocess.Popen(["sleep", "30"])
+    other = subprocess.Popen(["sh", "-c", "sleep 30 & echo $!; wait"], stdout=subprocess.PIPE, text=True)
+    grandchild = int(other.stdout.readline())
+    try:
+        hard_timeout.kill_child(grandchild)  # not this process's child: left alone
+        hard_timeout.kill_child(ours.pid)
+        assert ours.wait(timeout=5) == -9
+        os.kill(grandchild, 0)
+    finally:
+        for proc in (ours, other):
+            proc.kill()
+            proc.wait()
+        os.kill(grandchild, 9)
+    hard_timeout.kill_child(ours.pid)  # reaped: nothing, and no error
+
+
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("setpriv"),
                     reason="needs root, unshare and setpriv")
 def test_no_proc_is_no_error():

@@ -241,14 +241,13 @@ HOSTILE_UID = 64997
 PIECES = """
 import json, sys, time
 from ansible_collections.hangup.ssh.plugins.module_utils import _hung, _kill, _procread
-pid = int(sys.argv[1])
-reader = _procread.Reader(wait=0.3)
-started = time.monotonic()
+pids, uid = [int(p) for p in sys.argv[1].split(",")], int(sys.argv[2])
+reader = _procread.Reader(wait=0.3, per_uid=0.5)
 procs, skipped = _hung.snapshot("/proc", reader=reader)
 system = _hung.System(reader=reader)
-print(json.dumps({"skipped": [s for s in skipped if s["pid"] == pid], "stuck": procs[pid]["stuck"],
-                  "starttime": procs[pid]["starttime"], "environ": system.environ(pid), "cmdline": system.cmdline(pid),
-                  "send": _kill.send("/proc", (pid, 0), 0, reader), "took": time.monotonic() - started}))
+print(json.dumps({"skipped": [s for s in skipped if s["pid"] in pids], "stuck": [procs[p]["stuck"] for p in pids],
+                  "starttime": [procs[p]["starttime"] for p in pids], "environ": system.environ(pids[0]),
+                  "send": _kill.send("/proc", (pids[0], 0), 0, reader), "left_behind": reader.left_behind.get(uid)}))
 """
 
 
@@ -264,21 +263,22 @@ def bounded_run(argv, seconds, **kwargs):
 
 @pytest.fixture
 def stuck_user(stuck_exec):
-    """The pid of a hostile user's process whose stat blocks."""
+    """The pids of five processes of a hostile user whose stat blocks."""
     _where, start = stuck_exec
-    trap = start(uid=HOSTILE_UID)
-    if not fusetrap.wait_stuck(trap.pid):
+    traps = [start(uid=HOSTILE_UID) for _n in range(5)]
+    if not all(fusetrap.wait_stuck(trap.pid) for trap in traps):
         pytest.skip("the FUSE trap does not block reading stat on this kernel")
-    return trap.pid
+    return [trap.pid for trap in traps]
 
 
 def test_a_process_whose_proc_files_block_stalls_no_read(stuck_user):
-    got = json.loads(bounded_run([sys.executable, "-c", PIECES, str(stuck_user)], 30))
-    assert got["skipped"] == [{"pid": stuck_user, "reason": _procread.Blocked.REASON}]
-    assert got["stuck"] and got["starttime"] is None, "a process of unknown identity must never be signalled"
+    got = json.loads(bounded_run([sys.executable, "-c", PIECES, ",".join(map(str, stuck_user)), str(HOSTILE_UID)],
+                                 30))
+    assert got["skipped"] == [{"pid": p, "reason": _procread.Blocked.REASON} for p in sorted(stuck_user)]
+    assert all(got["stuck"]) and got["starttime"] == [None] * 5, "a process of unknown identity is never signalled"
     assert got["environ"] is None and got["send"] == _kill.BLOCKED
-    # two blocked reads of that user's, then none: the rest is not waited for
-    assert got["took"] < 0.3 * _procread.PER_UID + 2
+    # two reads waited for (0.3 s each) use up that user's 0.5 s: the other three, and the reads after, are not tried
+    assert got["left_behind"] == 2
 
 
 def test_hung_sessions_with_kill_ends_on_a_host_with_a_stuck_process(stuck_user):
@@ -289,4 +289,4 @@ def test_hung_sessions_with_kill_ends_on_a_host_with_a_stuck_process(stuck_user)
                            "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "NO_COLOR": "1"})
     result = parse_adhoc(out)["localhost"]
     assert result["_status"] == "SUCCESS", out
-    assert {"pid": stuck_user, "reason": _procread.Blocked.REASON} in result["not_read"]
+    assert all({"pid": p, "reason": _procread.Blocked.REASON} in result["not_read"] for p in stuck_user)
