@@ -47,6 +47,8 @@ SETTLE = 0.03
 SCAN_BUDGET = 0.5
 MAX_FD = 4096
 MAX_PIDFDS = 1 << 20
+# pidfds one walk opens at a time for the children of one process
+CHUNK = 256
 # the reason failed_to_end gives for a process SIGKILL did not end (stuck in the kernel: a user's FUSE file)
 STUCK = "still running after SIGKILL (state %s)"
 
@@ -349,45 +351,59 @@ class Tree(object):
         it; complete unless the walk ran out of its budget or could not hold a process. `churned` says whether
         the walk met processes that had exited (a tree still forking and exiting)."""
         until, found, seen = self.clock() + self.budget, [], set()
-        stack, complete, self.churned = [Handle(self.owner, owner=True)], True, False
+        stack, complete, self.churned = [(Handle(self.owner, owner=True), None)], True, False
         while stack:
-            parent = stack.pop()
-            try:
-                if self.clock() >= until:
-                    complete = False
-                    continue
-                kids = [Handle(pid) for pid in children_of(parent.pid, self.root)
-                        if pid not in seen and pid not in self.exclude]
-                # still listed once its pidfd is open, and the parent (held too) not exited: the pid was not
-                # reused in between, as the parent's was not. Two reads of the list per parent, not one per child.
-                listed, parent_gone = set(children_of(parent.pid, self.root)), parent.exited()
-                for index, child in enumerate(kids):
-                    if self.clock() >= until:
-                        complete = False
-                        for rest in kids[index:]:
-                            rest.close()
-                        break
-                    seen.add(child.pid)
-                    child.valid = child.pid in listed and not parent_gone
-                    complete = complete and child.held
-                    if not child.valid:
-                        child.close()
-                    elif child.exited():
-                        child.close()
-                        if child.pid not in self.keep:
-                            self.churned = True
-                            if parent.pid == self.owner:
-                                _reap(child.pid)
-                    else:
-                        found.append(child.pid)
-                        self._deliver(child)
-                        stack.append(child)
-            finally:
+            parent, pids = stack.pop()
+            if pids is None:
+                pids = [pid for pid in children_of(parent.pid, self.root) if pid not in seen and pid not in self.exclude]
+            if self.clock() >= until:
+                complete = False
                 parent.close()
+                continue
+            # depth first, a chunk of pidfds at a time, each kept only for a child with children of its own: a
+            # wide tree must not run this process out of file descriptors
+            chunk, rest = pids[:CHUNK], pids[CHUNK:]
+            if rest:
+                stack.append((parent, rest))
+            try:
+                complete = self._visit(parent, chunk, until, seen, found, stack) and complete
+            finally:
+                if not rest:
+                    parent.close()
         if complete:
             # a pid seen again later is another process: it gets every signal anew
             self._signalled = {pid: sig for pid, sig in self._signalled.items() if pid in seen}
         return found, complete
+
+    def _visit(self, parent, pids, until, seen, found, stack):
+        """Hold, check and signal some of parent's children; whether none was out of reach."""
+        kids = [Handle(pid) for pid in pids]
+        # still listed once its pidfd is open, and the parent (held too) not exited: the pid was not reused in
+        # between, as the parent's was not. Two reads of the list per chunk, not one per child.
+        listed, parent_gone = set(children_of(parent.pid, self.root)), parent.exited()
+        complete = True
+        for index, child in enumerate(kids):
+            if self.clock() >= until:
+                for rest in kids[index:]:
+                    rest.close()
+                return False
+            seen.add(child.pid)
+            child.valid = child.pid in listed and not parent_gone
+            complete = complete and child.held
+            if not child.valid or child.exited():
+                child.close()
+                if child.valid and child.pid not in self.keep:
+                    self.churned = True
+                    if parent.pid == self.owner:
+                        _reap(child.pid)
+                continue
+            found.append(child.pid)
+            self._deliver(child)
+            if children_of(child.pid, self.root):
+                stack.append((child, None))
+            else:
+                child.close()  # a leaf; one that forks after this is met by the next walk
+        return complete
 
     def alive(self):
         """Whether anything of the tree may still run: False only after a whole walk met nothing, not even a

@@ -154,8 +154,12 @@ def test_a_take_over_after_the_leader_died_keeps_the_deadline():
     assert gone == [] and took < 1 + 3 + 1, "KILL came %.1f s after the start" % took
 
 
-def test_a_wide_tree_is_ended_whatever_the_number_of_its_pidfds():
-    # more children than select() can watch (1024), each in a group of its own and deaf to TERM
+@pytest.mark.parametrize("limits,deep", [
+    ((4096, None), False),  # pidfds numbered past what select() can watch (1024)
+    ((512, 512), True),  # more processes with children than this process may open files
+])
+def test_a_wide_tree_is_ended_whatever_the_number_of_its_pidfds(limits, deep):
+    # 1100 children, each in a group of its own and deaf to TERM (and, deep, each with a child of its own)
     if not shutil.which("cc"):
         pytest.skip("needs a C compiler")
     where = tempfile.mkdtemp(prefix="hk-wide-")
@@ -166,8 +170,10 @@ def test_a_wide_tree_is_ended_whatever_the_number_of_its_pidfds():
 
     def run():
         import resource
-        resource.setrlimit(resource.RLIMIT_NOFILE, (4096, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
-        return dict(_supervisor.supervise([binary, "1100"], 1, kill_after=1), stdout=None, stderr=None)
+        soft, hard = limits
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard or resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+        argv = [binary, "1100"] + (["deep"] if deep else [])
+        return dict(_supervisor.supervise(argv, 1, kill_after=1), stdout=None, stderr=None)
     try:
         started = time.monotonic()
         result = in_child(run)
@@ -183,7 +189,8 @@ def test_a_wide_tree_is_ended_whatever_the_number_of_its_pidfds():
 
 WIDE = ("#include <signal.h>\n#include <stdlib.h>\n#include <unistd.h>\nint main(int c, char **v) { "
         "signal(SIGTERM, SIG_IGN); for (int i = 0; i < atoi(v[1]); i++) { pid_t p = fork(); "
-        "if (p == 0) { setpgid(0, 0); for (;;) pause(); } if (p < 0) break; } for (;;) pause(); }\n")
+        "if (p == 0) { setpgid(0, 0); if (c > 2) fork(); for (;;) pause(); } if (p < 0) break; } "
+        "for (;;) pause(); }\n")
 
 
 def test_stopped_supervisor_is_killed_and_replaced_on_the_same_timeline():
