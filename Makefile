@@ -29,6 +29,7 @@ host:
 venv:
 	@$(STAGE) venv lab/venv.sh
 	@$(STAGE) venv-core-2.20 lab/venv-core.sh 2.20
+	@$(STAGE) venv-core-2.19 lab/venv-core.sh 2.19 3.11
 
 images: host
 	@$(STAGE) images $(SUDO) lab/images.sh
@@ -44,6 +45,7 @@ test: setup
 sanity:
 	lab/sanity.sh
 	lab/sanity.sh --core 2.20
+	CONTROLLER_PYTHON_VERSION=3.11 lab/sanity.sh --core 2.19
 
 lint:
 	ANSIBLE_COLLECTIONS_PATH=$$(python tests/integration/playbook.py) ansible-lint --profile production

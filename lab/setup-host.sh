@@ -9,7 +9,7 @@ set -euo pipefail
 
 conf=/etc/containers/containers.conf
 marker="# managed by hangup.ssh lab (lab/setup-host.sh)"
-packages=(podman runc debootstrap iptables shellcheck gcc libc6-dev)
+packages=(podman runc debootstrap iptables shellcheck gcc libc6-dev python3-venv)
 
 log() { printf 'setup-host: %s\n' "$*"; }
 die() { printf 'setup-host: ERROR: %s\n' "$*" >&2; exit 1; }

@@ -82,25 +82,7 @@ EOF
 done
 
 # ansible-test looks for this script before trying to download one.
-cache="$HOME/.ansible/test/cache"
-mkdir -p "$cache" "$state/wheels/pip"
-[ -n "$(ls "$state/wheels/pip" 2>/dev/null)" ] || "$venv/bin/pip" download -q --no-deps -d "$state/wheels/pip" "pip==$ansible_test_pip"
-pipwhl=$(find "$state/wheels/pip" -maxdepth 1 -name "pip-$ansible_test_pip-*.whl" | head -n1)
-# beside the script, not in this checkout: the cache is shared, and a checkout (a CI clone) may go away
-cp "$pipwhl" "$cache/"
-pipwhl="$cache/$(basename "$pipwhl")"
-cat > "$cache/get_pip_${ansible_test_pip//./_}.py" <<EOF
-# Written by hangup.ssh lab/venv.sh: stands in for get-pip.py, offline.
-# Called as get-pip.py is (pip==X --no-setuptools --no-wheel ...); installs the
-# pip wheel fetched from PyPI by venv.sh instead of downloading one.
-import runpy, sys
-wheel = "$pipwhl"
-drop = {"--no-setuptools", "--no-wheel"}
-args = [a for a in sys.argv[1:] if a not in drop and not a.startswith("pip==")]
-sys.path.insert(0, wheel)
-sys.argv = ["pip", "install", "--no-cache-dir", "--no-index", *args, wheel]
-runpy.run_module("pip", run_name="__main__", alter_sys=True)
-EOF
+"$top/lab/pip-standin.sh" "$ansible_test_pip" "$venv/bin/pip"
 
 stamp_now > "$stamp"
 log "ready: ansible-core $("$venv/bin/python" -c "import ansible.release as r; print(r.__version__)"), containers.podman $("$venv/bin/python" -c "import json, sys; print(json.load(open(sys.argv[1]))[\"collection_info\"][\"version\"])" "$site/ansible_collections/containers/podman/MANIFEST.json")"

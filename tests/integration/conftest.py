@@ -18,6 +18,12 @@ from playbook import collection_root  # noqa: E402
 sys.path.insert(0, collection_root())
 
 
+def pytest_report_header(config):
+    # the checks run `ansible` from beside this interpreter: say which release that is
+    import ansible.release
+    return "ansible-core %s (%s)" % (ansible.release.__version__, os.path.dirname(sys.executable))
+
+
 def lab_names(config):
     hosts = config.getoption("hosts", default=None) or os.environ.get("HANGUP_LAB_HOSTS", "")
     return [h.split("://", 1)[-1] for h in hosts.split(",") if h.strip()]
