@@ -79,8 +79,9 @@ def test_deadline(fleet, lab, case):
             first = result["signal_times"][options.get("signal", "TERM")]
             assert options["timeout"] <= first < options["timeout"] + 0.5, result["signal_times"]
         if last_signal == "KILL":
-            gap = result["signal_times"]["KILL"] - result["signal_times"]["TERM"]
-            assert options["kill_after"] <= gap < options["kill_after"] + 0.5, result["signal_times"]
+            # on the deadline's timeline (a first signal sent a little late does not move it)
+            kill_at = options["timeout"] + options["kill_after"]
+            assert kill_at <= result["signal_times"]["KILL"] < kill_at + 0.5, result["signal_times"]
     assert left_over(lab, marker) == {}
 
 
