@@ -1,13 +1,15 @@
 """Requested vs measured dead-peer cut-off of hangup.ssh.keepalive, per OpenSSH version.
 
-For each requested time N, applies the role (both ends N s) to lab containers of
-Debian 11, 12 and 13 (OpenSSH 8.4, 9.2, 10.0), then, with the hang kit, freezes or
+For each requested time N, applies the role (both ends N s) to a lab container of
+every OpenSSH the lab has built (Debian 11, 12, 13 and forky; the upstream
+releases 8.0 to 10.5, see lab/images.sh), then, with the hang kit, freezes or
 cuts one end of live sessions and measures when the other end drops them. The
 baseline is the same sshd with the role's setting overridden to 0 (a second sshd
 started with -o ClientAliveInterval=0): it never drops them. Prints ratios
 measured/requested; the goal is 0.8 to 1.2.
 
     make setup && .venv/bin/python bench/keepalive_cutoff.py [N ...]   (default: 10 20 40)
+    BENCH_VARIANTS="d12 u94" ... picks the images (default: every one built)
 """
 
 import json
@@ -20,12 +22,11 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 
-from hangkit import NO_KEEPALIVE, Lab, podman  # noqa: E402
+from hangkit import NO_KEEPALIVE, Lab, podman, run_containers  # noqa: E402
 from playbook import role_play, run_playbook  # noqa: E402
 
 RESULTS = os.path.join(HERE, "results", "keepalive_cutoff.json")
-IMAGES = {"hk-bench-d11": "localhost/hangup-lab:d11", "hk-bench-d12": "localhost/hangup-lab:d12",
-          "hk-bench-d13": "localhost/hangup-lab:d13"}
+VARIANTS = ("d11", "d12", "d13", "d14", "u80", "u87", "u89", "u94", "u96", "u99", "u105")
 ROLE_PLAY = role_play("hangup.ssh.keepalive")
 CONTROL_PORT = 2222
 CASES = [  # (side measured, fault, ssh options, port)
@@ -38,15 +39,15 @@ CASES = [  # (side measured, fault, ssh options, port)
 ]
 
 
+def built(variant):
+    return podman("image", "exists", f"localhost/hangup-lab:{variant}", check=False).returncode == 0
+
+
+IMAGES = {f"hk-bench-{v}": v for v in (os.environ.get("BENCH_VARIANTS", "").split() or VARIANTS) if built(v)}
+
+
 def start_lab():
-    for name, image in IMAGES.items():
-        podman("rm", "-f", name, check=False)
-        podman("run", "-d", "--name", name, "--hostname", name, image)
-    for name in IMAGES:
-        for _attempt in range(60):
-            if podman("exec", name, "sh", "-c", "ss -Htln 'sport = :22' | grep -q .", check=False).returncode == 0:
-                break
-            time.sleep(0.5)
+    run_containers(IMAGES)
     lab = Lab(list(IMAGES))
     for h in lab.hosts.values():
         h.sh(f"/usr/sbin/sshd -p {CONTROL_PORT} -o ClientAliveInterval=0 -o PidFile=/run/sshd-control.pid")

@@ -638,7 +638,7 @@ def build_report(processes, sockets, system, now, btime, clk_tck, limits, self_p
     ctx = {"processes": processes, "sockets": sockets, "system": system, "now": now, "btime": btime,
            "clk_tck": clk_tck, "limits": limits, "keepalives": keepalives or NoKeepalives()}
     listeners = _sshproc.mark_listeners(processes, sockets)
-    sessions = _sshproc.group_sessions(processes, sockets, system.uid_of, listeners)
+    sessions = _sshproc.group_sessions(processes, sockets, system.uid_of, listeners, system.user_name)
     own = own_sessions(processes, sessions, self_pid, system.sessionid(self_pid), system.sessionid)
     own_chain = ancestry(processes, self_pid)
     entries = inbound_entries(ctx, sessions, own)

@@ -4,7 +4,7 @@
 """Pure helpers about OpenSSH: versions, effective-config dumps, keepalive timing.
 
 No I/O here: callers pass command output in, so everything is unit-tested
-against output recorded from OpenSSH 8.4, 9.2 and 10.0.
+against output recorded from every OpenSSH of the lab (8.0 to 10.6).
 """
 
 from __future__ import annotations
@@ -163,18 +163,27 @@ def ssh_settings(version, dead_peer_timeout, server_alive_interval=None, server_
     return {"hosts": blocks, "timing": derive_timing(dead_peer_timeout, version, "client")}
 
 
+# OpenSSH 10.6 prints some flags as true/false in `sshd -T` and `ssh -G` (TCPKeepAlive), older as yes/no
+_FLAG_WORDS = {"true": "yes", "false": "no"}
+
+
+def _same_value(have, want):
+    have, want = have.lower(), want.lower()
+    return _FLAG_WORDS.get(have, have) == _FLAG_WORDS.get(want, want)
+
+
 def mismatches(dump_text, wanted):
     """Which wanted [keyword, value] pairs the effective dump does not show.
 
     Returns [{'keyword', 'want', 'found'}]; comparison ignores case, as OpenSSH does
-    for keywords and for yes/no values.
+    for keywords and for yes/no values, and takes true/false for yes/no.
     """
     found = parse_dump(dump_text)
     result = []
     for keyword, value in wanted:
         have = found.get(keyword.lower())
         want = _yes_no(value) if isinstance(value, bool) else str(value)
-        if have is None or have.lower() != want.lower():
+        if have is None or not _same_value(have, want):
             result.append({"keyword": keyword, "want": want, "found": have})
     return result
 

@@ -5,7 +5,7 @@
 
 Parsing is pure; read_stat and read_process read a /proc-like root they are
 given (each read a user can make block through _procread), so all of it is
-unit-tested on tables recorded from OpenSSH 8.4, 9.2 and 10.0.
+unit-tested on tables recorded from every OpenSSH of the lab (8.0 to 10.6).
 
 Titles are never trusted alone: any user can `exec -a 'sshd: root@pts/0'`. A
 process is sshd's only when the kernel says so (its executable), and a session
@@ -36,6 +36,9 @@ _USER_ONLY = re.compile(r"^(?P<user>[^\s@\[]+)$")
 _USER_TAG = re.compile(r"^(?P<user>[^\s@\[]+)\s+\[(?P<tag>[a-z]+)\]$")
 # the names sshd's executables have; a title is not one of these facts
 SSHD_FAMILY = ("sshd", "sshd-session", "sshd-auth")
+# the users sshd's pre-authentication child runs as: SSH_PRIVSEP_USER of the distributions' builds
+# ("sshd"; "_sshd" on some), and "nobody" where a build names that (Arch, Void)
+PRIVSEP_USERS = ("sshd", "_sshd", "nobody")
 # ttys a title may name: what devpts and the virtual consoles are called
 _TTY_NAME = re.compile(r"^(pts/\d+|tty\d+)$")
 _LISTENER = re.compile(r"\[listener\]|^/\S*sshd(\s|$)")
@@ -416,23 +419,54 @@ def _is_root(processes, listeners, proc):
     return (parent is None or not is_sshd(parent)) and proc["title"]["role"] in ("monitor", "user", "preauth")
 
 
-def _user_process(root, children, uid_of):
-    """The process that serves the authenticated user: a child of the monitor, or the root itself.
+def _user_process(root, children, uid_of, privsep_uids, connection):
+    """The process that serves the user: a child of the monitor, or the root itself.
 
-    A child counts when it is sshd's (not sshd-auth), its title names a user
-    and that user's uid is the child's uid (a pre-auth child runs as the
-    privilege separation user, whatever its title says). A root login has no
-    child before 9.8: the root process itself then names root.
+    A child counts when it is sshd's executable (not sshd-auth) and either its
+    title names a user who owns it, or, whatever its title says (OpenSSH
+    retitled these processes at 9.8, 10.0 and 10.5), it has the shape of the
+    user's process: it runs as a user other than root and the privilege
+    separation user, it holds the connection root's sshd accepted (sshd
+    closes it before it runs a command or a helper), and where the monitor's
+    title names a user, it is that user's. Root's children need their title:
+    root's own session child (9.8 on) and the PAM helper both run as root. A
+    root login has no child before 9.8: the root process itself then names root.
     """
+    monitor_user = root["title"]["user"]
     for child in children:
+        if not is_sshd(child) or exe_name(child.get("exe")) == "sshd-auth":
+            continue
         title = child["title"]
-        if (is_sshd(child) and exe_name(child.get("exe")) != "sshd-auth" and title["role"] == "user"
-                and uid_of(title["user"]) == child["uid"]):
+        if title["role"] == "user":
+            if uid_of(title["user"]) == child["uid"]:
+                return child
+            continue
+        if (child["uid"] != 0 and child["uid"] not in privsep_uids and connection is not None
+                and connection["inode"] in child["sockets"]
+                and (monitor_user is None or uid_of(monitor_user) == child["uid"])):
             return child
     title = root["title"]
     if title["role"] == "user" and uid_of(title["user"]) == root["uid"] == 0:
         return root
     return None
+
+
+def _session_user(user_proc, uid_of, name_of):
+    """The user's name: the title's when it names the process's owner, else the owner's from passwd."""
+    named = user_proc["title"]["user"]
+    if named is not None and uid_of(named) == user_proc["uid"]:
+        return named
+    return name_of(user_proc["uid"]) if name_of else str(user_proc["uid"])
+
+
+def _session_ttys(user_proc, kids, processes, commands):
+    """The session's ttys: those the title names, or with a title that names none (an unknown scheme
+    on a process that is not root's) the controlling ttys of the commands sshd started directly."""
+    held = [processes[c] for c in commands]
+    if user_proc["title"]["role"] == "user":
+        return _held_ttys(user_proc["title"]["ttys"], held)
+    names = set(tty_name(processes[c]["tty_nr"]) for c in kids.get(user_proc["pid"], ()) if processes[c]["tty_nr"])
+    return _held_ttys(sorted(n for n in names if n), held)
 
 
 def _held_ttys(title_ttys, holders):
@@ -445,11 +479,11 @@ def _held_ttys(title_ttys, holders):
     return [(name, held[name]) for name in title_ttys if _TTY_NAME.match(name) and name in held]
 
 
-def group_sessions(processes, sockets, uid_of, listeners=None):
+def group_sessions(processes, sockets, uid_of, listeners=None, name_of=None):
     """Inbound SSH connections from a process table and a TCP table.
 
     processes: {pid: read_process() dict}; sockets: {inode: TCP row};
-    uid_of: user name -> uid or None. Each connection is rooted at root's
+    uid_of: user name -> uid or None; name_of: uid -> user name. Each connection is rooted at root's
     sshd process forked by the listener (the monitor, or the only process of a
     root login before 9.8, or a pre-auth connection); its sshd processes are
     it and its direct sshd children. It is authenticated only when a user
@@ -459,6 +493,7 @@ def group_sessions(processes, sockets, uid_of, listeners=None):
     if listeners is None:
         listeners = mark_listeners(processes, sockets)
     kids = _children(processes)
+    privsep_uids = set(uid for uid in map(uid_of, PRIVSEP_USERS) if uid is not None)
     roots = [p for p in sorted(processes) if _is_root(processes, listeners, processes[p])]
     # a listener started inside a session (sshd -D -p 2222 while debugging) serves sessions of its own
     stop = listeners.union(roots)
@@ -466,11 +501,11 @@ def group_sessions(processes, sockets, uid_of, listeners=None):
     for pid in roots:
         root = processes[pid]
         children = [processes[c] for c in sorted(kids.get(pid, ())) if is_sshd(processes[c])]
-        user_proc = _user_process(root, children, uid_of)
+        user_proc = _user_process(root, children, uid_of, privsep_uids, first_connection([root], sockets, uid=0))
         sshd = [root] + children
         sshd_pids = [p["pid"] for p in sshd]
         commands = [c for c in _descendants(kids, pid, stop) if c not in sshd_pids]
-        ttys = _held_ttys(user_proc["title"]["ttys"], [processes[c] for c in commands]) if user_proc else []
+        ttys = _session_ttys(user_proc, kids, processes, commands) if user_proc else []
         sessions.append({
             "listener_pid": root["ppid"] if root["ppid"] in listeners else None,
             "monitor_pid": pid,
@@ -479,7 +514,7 @@ def group_sessions(processes, sockets, uid_of, listeners=None):
             "sshd_pids": sshd_pids,
             "command_pids": commands,
             # before authentication the title's user is only what the client asked for
-            "user": (user_proc or root)["title"]["user"],
+            "user": _session_user(user_proc, uid_of, name_of) if user_proc else root["title"]["user"],
             "ttys": [name for name, _nr in ttys],
             "tty_nrs": [nr for _name, nr in ttys],
             "authenticated": user_proc is not None,

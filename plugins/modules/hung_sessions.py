@@ -26,10 +26,11 @@ description:
     C(sshd)'s only when its executable (C(/proc/PID/exe)) is C(sshd), C(sshd-session) or C(sshd-auth), owned by root
     and writable by nobody else (so no user's copy of it); a connection is
     rooted at root's C(sshd) process forked by the listener (known by its listening socket); it is authenticated only
-    when a child of it runs as the user its title names (or, for root logins before OpenSSH 9.8, the root process
-    itself names root); and a tty counts only when a process of the session holds it as its controlling tty. So the
-    C(USER [priv]) title a monitor takes before authentication, and the C(USER [postauth]) of OpenSSH 10.5, change
-    nothing.
+    when a child of it that is C(sshd)'s runs as a user other than root and the privilege separation user C(sshd),
+    whatever its title (root's own child, and before OpenSSH 9.8 the root process itself, must name root); and a tty
+    counts only when a process of the session holds it as its controlling tty. So sessions are recognised by their
+    structure, and the C(USER [priv]) title a monitor takes before authentication, the C(USER [postauth]) of
+    OpenSSH 10.5 or a later retitling change nothing.
   - A socket counts for an inbound session only when root made it (sshd's accepted connections are), for an outbound
     client only when its user did and it goes to the server's port; a socket inode number two sockets share (the
     kernel's counter wraps) counts for nobody.

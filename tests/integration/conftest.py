@@ -18,6 +18,11 @@ from playbook import collection_root  # noqa: E402
 sys.path.insert(0, collection_root())
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "every_version: a claim proven on every OpenSSH of the lab "
+                            "(the *_versions scenarios run only these)")
+
+
 def pytest_report_header(config):
     # the checks run `ansible` from beside this interpreter: say which release that is
     import ansible.release

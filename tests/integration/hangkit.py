@@ -140,6 +140,33 @@ def podman(*args, check=True, timeout=60, input=None):
     )
 
 
+LAB_IMAGES = "localhost/hangup-lab"
+
+
+def lab_image(variant):
+    return f"{LAB_IMAGES}:{variant}"
+
+
+def run_containers(names, *extra):
+    """Start one container per {name: lab variant} (replacing any of that name), and wait for sshd in each.
+
+    The images in a systemd layout (lab/images.sh: RHEL's) boot systemd as PID 1.
+    """
+    for name, variant in names.items():
+        podman("rm", "-f", name, check=False)
+        layout = podman("image", "inspect", "--format", '{{ index .Labels "org.hangup.lab.layout" }}',
+                        lab_image(variant)).stdout.strip()
+        systemd = ("--systemd=always",) if layout.startswith("rhel") or variant.endswith("s") else ()
+        podman("run", "-d", "--name", name, "--hostname", name, *systemd, *extra, lab_image(variant))
+    for name in names:
+        for _attempt in range(120):
+            if podman("exec", name, "sh", "-c", "ss -Htln 'sport = :22' | grep -q .", check=False).returncode == 0:
+                break
+            time.sleep(0.5)
+        else:
+            raise RuntimeError(f"sshd did not start in {name}")
+
+
 @dataclass
 class Host:
     name: str

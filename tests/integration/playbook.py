@@ -23,6 +23,8 @@ def role_play(role):
 - name: Apply {role}
   hosts: all
   gather_facts: true
+  # what the role reads (distribution, service manager) is in the minimal subset; hardware is slow
+  gather_subset: [min]
   roles:
     - role: {role}
 """

@@ -6,28 +6,35 @@ some, and writes the server's process table, TCP tables, a raw NETLINK_SOCK_DIAG
 reply and tty input times to tests/unit/fixtures/sshproc/VERSION.json, with
 which kit session is which.
 
-    .venv/bin/python tests/integration/record_sshproc.py     (as root, after make setup)
+    .venv/bin/python tests/integration/record_sshproc.py [VARIANT...]   (as root, after make setup)
+
+VARIANT is a lab image (lab/images.sh --list); by default every server image that is built.
 """
 
 import json
 import os
+import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from hangkit import Lab, podman  # noqa: E402
+from hangkit import Lab, podman, run_containers  # noqa: E402
 
-SERVERS = {"hk-rec-d11": "d11", "hk-rec-d12": "d12", "hk-rec-d13": "d13"}
+# every OpenSSH the lab has: Debian's packages and the upstream builds
+VARIANTS = ("d11", "d12", "d13", "d14", "u80", "u87", "u89", "u94", "u96", "u99", "u105")
 CLIENT = "hk-rec-client"
 NETWORK = ("hk-rec-net", "fd00:4b::/64", "10.89.77.0/24")
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "..", "unit", "fixtures", "sshproc")
-SOCKDIAG = os.path.join(HERE, "..", "..", "plugins", "module_utils", "_sockdiag.py")
+MODULE_UTILS = os.path.join(HERE, "..", "..", "plugins", "module_utils")
+# where the collection's module_utils are copied in each server, for the dump's imports
+REMOTE = "/tmp/hk-record"
 # Everything a unit test needs to rebuild a /proc-like tree of the server.
 # Only the SSH_* variables of each environment are kept.
 DUMP = r"""
 import glob, json, os, socket, time
+from ansible_collections.hangup.ssh.plugins.module_utils._sockdiag import NETLINK_SOCK_DIAG, build_request, parse_reply
 procs = {}
 for pid in filter(str.isdigit, os.listdir("/proc")):
     base = "/proc/" + pid
@@ -63,7 +70,9 @@ for seq, family in enumerate((socket.AF_INET, socket.AF_INET6), 1):
         done = parse_reply(data)[1]
 ttys = {p[len("/dev/"):]: os.stat(p).st_atime for p in glob.glob("/dev/pts/[0-9]*")}
 btime = [int(l.split()[1]) for l in open("/proc/stat") if l.startswith("btime ")][0]
-print(json.dumps({"procs": procs, "tcp": open("/proc/net/tcp").read(), "tcp6": open("/proc/net/tcp6").read(),
+import pwd
+users = {p.pw_name: p.pw_uid for p in pwd.getpwall()}
+print(json.dumps({"procs": procs, "users": users, "tcp": open("/proc/net/tcp").read(), "tcp6": open("/proc/net/tcp6").read(),
                   "sockdiag": chunks, "ttys": ttys, "now": time.time(), "btime": btime,
                   "clk_tck": os.sysconf("SC_CLK_TCK")}))
 """
@@ -108,22 +117,22 @@ FORGED_DETACHED = (
 )
 
 
-def main():
+def main(variants):
     net, subnet6, subnet4 = NETWORK
-    names = {**{n: f"localhost/hangup-lab:{v}" for n, v in SERVERS.items()}, CLIENT: "localhost/hangup-lab:d12"}
+    servers = {f"hk-rec-{v}": v for v in variants}
+    names = {**servers, CLIENT: "d12"}
     for name in names:
         podman("rm", "-f", name, check=False)
     podman("network", "rm", "-f", net, check=False)
     podman("network", "create", "--ipv6", "--subnet", subnet6, "--subnet", subnet4, net)
-    for name, image in names.items():
-        # root reads the fds of non-root sshd processes only with CAP_SYS_PTRACE
-        podman("run", "-d", "--name", name, "--hostname", name, "--network", net, "--cap-add", "SYS_PTRACE", image)
-    time.sleep(3)
+    # root reads the fds of non-root sshd processes only with CAP_SYS_PTRACE
+    run_containers(names, "--network", net, "--cap-add", "SYS_PTRACE")
     lab = Lab(list(names))
-    with open(SOCKDIAG) as f:
-        dump = f.read() + DUMP
+    for server in servers:
+        podman("exec", server, "mkdir", "-p", f"{REMOTE}/ansible_collections/hangup/ssh/plugins")
+        podman("cp", MODULE_UTILS, f"{server}:{REMOTE}/ansible_collections/hangup/ssh/plugins/module_utils")
     try:
-        sessions = {server: open_sessions(lab, server, n) for n, server in enumerate(SERVERS)}
+        sessions = {server: open_sessions(lab, server, n) for n, server in enumerate(servers)}
         lab.wait_established([x for per in sessions.values() for x in per.values()], timeout=40)
         for server, per in sessions.items():
             # a second pty over alice's connection: her sshd child then serves pts/N,pts/M
@@ -136,7 +145,7 @@ def main():
         time.sleep(8)
         os.makedirs(OUT, exist_ok=True)
         for server, per in sessions.items():
-            data = json.loads(podman("exec", "-i", server, "python3", "-", input=dump).stdout)
+            data = json.loads(podman("exec", "-i", "-e", f"PYTHONPATH={REMOTE}", server, "python3", "-", input=DUMP).stdout)
             data["sessions"] = {label: {"client_port": x.client_port, "client_pid": x.client_pid,
                                         "client": x.client.name, "server_pids": x.server_pids}
                                 for label, x in per.items()}
@@ -154,5 +163,9 @@ def main():
         podman("network", "rm", "-f", net, check=False)
 
 
+def built(variant):
+    return subprocess.run(["podman", "image", "exists", f"localhost/hangup-lab:{variant}"], check=False).returncode == 0
+
+
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:] or [v for v in VARIANTS if built(v)])

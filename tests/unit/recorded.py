@@ -13,7 +13,9 @@ import os
 from ansible_collections.hangup.ssh.plugins.module_utils import _hung, _sockdiag, _sshproc
 
 HERE = os.path.join(os.path.dirname(__file__), "fixtures", "sshproc")
-VERSIONS = ("8.4", "9.2", "10.0")
+# one recording per OpenSSH of the lab (Debian's and upstream builds), oldest first
+VERSIONS = tuple(sorted((n[:-len(".json")] for n in os.listdir(HERE) if n.endswith(".json")),
+                        key=lambda v: tuple(int(x) for x in v.split("."))))
 
 
 def load(version):
@@ -70,3 +72,13 @@ def sockets_from_proc(recorded):
     sockets = _sshproc.parse_proc_net_tcp(recorded["tcp"])
     sockets.update(_sshproc.parse_proc_net_tcp(recorded["tcp6"]))
     return sockets
+
+
+def uid_of(recorded):
+    """name -> uid from the recorded host's passwd."""
+    return recorded["users"].get
+
+
+def name_of(recorded):
+    """uid -> name from the recorded host's passwd."""
+    return {uid: name for name, uid in sorted(recorded["users"].items(), reverse=True)}.get

@@ -17,13 +17,15 @@ class RecordedSystem(_hung.System):
     scenario hung_sessions runs it on real ttys.
     """
 
-    NAMES = {0: "root", 1000: "alice", 1001: "svc.backup-01"}
+    def __init__(self, root, dev, data):
+        super().__init__(root, dev)
+        self._uid_of, self._name_of = recorded.uid_of(data), recorded.name_of(data)
 
     def user_name(self, uid):
-        return self.NAMES.get(uid, str(uid))
+        return self._name_of(uid, str(uid))
 
     def uid_of(self, name):
-        return {v: k for k, v in self.NAMES.items()}.get(name)
+        return self._uid_of(name)
 
     def is_tty(self, st, tty_nr):
         return True
@@ -56,7 +58,7 @@ def report(tmp_path, version, limits=None, hung_when=_hung.DEFAULT_HUNG_WHEN, se
     socks = recorded.sockets_from_netlink(data) if sockets == "netlink" else recorded.sockets_from_proc(data)
     # the module "runs" inside one recorded session, as it would over Ansible's connection
     self_pid = next(p for p in processes if processes[p]["ppid"] in data["sessions"][self_label]["server_pids"])
-    entries = _hung.build_report(processes, socks, RecordedSystem(root, dev), data["now"], data["btime"],
+    entries = _hung.build_report(processes, socks, RecordedSystem(root, dev, data), data["now"], data["btime"],
                                  data["clk_tck"], dict(LIMITS, **(limits or {})), self_pid, keepalives=keepalives)
     return data, _hung.finish(entries, hung_when, **filters)
 

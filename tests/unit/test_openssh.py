@@ -1,5 +1,6 @@
-"""module_utils._openssh and the keepalive filters, over output recorded from
-OpenSSH 8.4 (Debian 11), 9.2 (Debian 12) and 10.0 (Debian 13) in the lab images."""
+"""module_utils._openssh and the keepalive filters, over output recorded from every
+OpenSSH of the lab images (tests/integration/record_openssh.py): Debian's 8.4, 9.2,
+10.0 and 10.6, and the upstream builds 8.0 to 10.5."""
 
 import os
 
@@ -10,7 +11,7 @@ from ansible_collections.hangup.ssh.plugins.filter import keepalive as filters
 from ansible_collections.hangup.ssh.plugins.module_utils import _openssh
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "openssh")
-VERSIONS = {"8.4": (8, 4), "9.2": (9, 2), "10.0": (10, 0)}
+VERSIONS = {v: tuple(int(x) for x in v.split(".")) for v in os.listdir(FIXTURES)}
 
 
 def fixture(version, name):
@@ -35,7 +36,8 @@ def test_parse_dump_recorded(version):
     sshd = _openssh.parse_dump(fixture(version, "sshd-T.txt"))
     ssh = _openssh.parse_dump(fixture(version, "ssh-G.txt"))
     assert sshd["clientaliveinterval"] == "0" and sshd["clientalivecountmax"] == "3"
-    assert sshd["tcpkeepalive"] == "yes" and sshd["port"] == "22"
+    # 10.6 prints this flag as true, the others as yes
+    assert sshd["tcpkeepalive"] in ("yes", "true") and sshd["port"] == "22"
     assert ssh["serveraliveinterval"] == "0" and ssh["serveralivecountmax"] == "3"
     assert ssh["hostname"] == "example.invalid"
 
@@ -156,3 +158,11 @@ def test_settings_filters_reject_unknown_options():
     with pytest.raises(AnsibleFilterError, match="dead_peer_timeout"):
         f["keepalive_ssh_settings"]({}, "9.2")
     assert f["keepalive_ssh_settings"]({"dead_peer_timeout": 20, "connect_timeout": None}, "10.0")["hosts"][0]["host"] == "*"
+
+
+@pytest.mark.parametrize("version", sorted(VERSIONS))
+def test_the_stock_flags_match_what_the_role_writes_on_every_version(version):
+    # the role writes yes/no; what each OpenSSH prints for them must count as the same
+    for name in ("sshd-T.txt", "ssh-G.txt"):
+        assert _openssh.mismatches(fixture(version, name), [["TCPKeepAlive", True]]) == [], (version, name)
+        assert _openssh.mismatches(fixture(version, name), [["TCPKeepAlive", "no"]])[0]["want"] == "no"

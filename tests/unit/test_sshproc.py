@@ -215,6 +215,62 @@ def test_group_sessions_both_title_schemes_and_root_single_process():
     assert post["authenticated"] and post["user_pid"] == 81 and post["uid"] == 1000
 
 
+def test_sessions_are_recognised_by_structure_whatever_the_next_titles_say():
+    procs = synthetic.table(
+        proc(1, 0, "init"),
+        proc(15, 1, "sshd: /usr/sbin/sshd [listener] 0 of 10-100 startups", sockets=[1001]),
+        # a retitled release: neither the monitor's nor the user child's title is a scheme known today
+        proc(20, 15, "sshd-session: alice (monitor)", sockets=[1002]),
+        proc(21, 20, "sshd-session: serving alice on pts/0", uid=1000, sockets=[1002]),
+        proc(22, 21, "-bash", uid=1000, tty_nr=synthetic.PTS0),
+        # the same before authentication: the child runs as the privilege separation user
+        proc(30, 15, "sshd-session: alice (monitor)", sockets=[1003]),
+        proc(31, 30, "sshd-session: alice (pre-auth)", uid=997, sockets=[1003]),
+        # PAM's helper, forked by the monitor as root during the password prompt, titled like it
+        proc(40, 15, "sshd: alice [priv]", sockets=[1004]),
+        proc(41, 40, "sshd: alice [priv]", sockets=[1004]),
+        # a root child whose title names no user: root's need their title
+        proc(50, 15, "sshd-session: root (monitor)", sockets=[1005]),
+        proc(51, 50, "sshd-session: serving root", sockets=[1005]),
+    )
+    socks = {1001: synthetic.LISTEN,
+             **{i: synthetic.established(("10.0.0.2", 22), ("10.0.0.3", 40000 + i)) for i in (1002, 1003, 1004, 1005)}}
+    names = {1000: "alice", 997: "sshd"}
+    got = _sshproc.group_sessions(procs, socks, synthetic.uid_of, name_of=names.get)
+    assert [s["monitor_pid"] for s in got] == [20, 30, 40, 50]
+    retitled, pre, pam, root = got
+    assert (retitled["authenticated"], retitled["user_pid"], retitled["uid"], retitled["user"]) == (True, 21, 1000, "alice")
+    assert retitled["ttys"] == ["pts/0"] and retitled["command_pids"] == [22]
+    assert pre["authenticated"] is False and pre["user_pid"] is None
+    assert pam["authenticated"] is False and root["authenticated"] is False
+
+
+def test_a_child_of_another_shape_is_not_the_users_whatever_its_uid():
+    """What a hostile review found: children of a monitor that run as someone else than root and sshd."""
+    nobody = 65534
+    uids = dict(synthetic.UIDS, nobody=nobody)
+    procs = synthetic.table(
+        proc(1, 0, "init"),
+        proc(15, 1, "sshd: /usr/sbin/sshd [listener] 0 of 10-100 startups", sockets=[1001]),
+        # a build whose privilege separation user is not "sshd" (Arch: nobody), at the password prompt
+        proc(20, 15, "sshd: alice [priv]", sockets=[1002]),
+        proc(21, 20, "sshd: alice [net]", uid=97, sockets=[1002]),
+        # AuthorizedKeysCommand's child, stopped before its exec: sshd's executable, no connection held
+        proc(30, 15, "sshd-session: bob [priv]", sockets=[1003]),
+        proc(31, 30, "sshd-session: bob [priv]", uid=nobody, state="T"),
+        # root's one-process login before 9.8, whose command became alice's own sshd on a high port
+        proc(40, 15, "sshd: root@notty", sockets=[1004]),
+        proc(41, 40, "/usr/sbin/sshd -D -p 2222 -f /home/alice/cfg", uid=1000, sockets=[1005]),
+    )
+    socks = {1001: synthetic.LISTEN, 1005: dict(synthetic.LISTEN, local=("0.0.0.0", 2222), uid=1000),
+             **{i: synthetic.established(("10.0.0.2", 22), ("10.0.0.3", 40000 + i)) for i in (1002, 1003, 1004)}}
+    names = {v: k for k, v in uids.items()}
+    pre, akc, root = _sshproc.group_sessions(procs, socks, uids.get, name_of=names.get)
+    assert (pre["authenticated"], pre["user"]) == (False, "alice")
+    assert akc["authenticated"] is False
+    assert (root["authenticated"], root["user_pid"], root["uid"], root["user"]) == (True, 40, 0, "root")
+
+
 def test_group_sessions_ignores_what_a_user_can_forge():
     procs = synthetic.table(
         proc(1, 0, "init"),
@@ -255,15 +311,44 @@ def test_recorded_tables_group_into_sessions(tmp_path, version):
     data = recorded.load(version)
     root, _dev = recorded.build_tree(tmp_path, data)
     procs = {int(pid): _sshproc.read_process(root, int(pid), recorded.OWNER) for pid in data["procs"]}
-    sessions = _sshproc.group_sessions(procs, recorded.sockets_from_proc(data), synthetic.uid_of)
+    sessions = _sshproc.group_sessions(procs, recorded.sockets_from_proc(data), recorded.uid_of(data),
+                                       name_of=recorded.name_of(data))
     by_port = {s["socket"]["peer"][1]: s for s in sessions if s["socket"]}
+    # the recorded host's one listener: root's sshd whose parent is not sshd's (init, tini or systemd)
+    sshd = {int(pid) for pid, p in data["procs"].items() if (p["exe"] or "").endswith("/sbin/sshd")}
+    listener, = {pid for pid in sshd if procs[pid]["ppid"] not in sshd}
     inbound = {k: v for k, v in data["sessions"].items() if k not in ("outbound", "svc-lost")}
     # one connection per inbound session, found by its socket; the forged processes are in none
     assert len(sessions) == len(inbound)
     for label, kit in inbound.items():
         sess = by_port[kit["client_port"]]
         assert set(kit["server_pids"]) <= set(sess["sshd_pids"]), label
-        assert sess["authenticated"] == (label != "alice-password") and sess["listener_pid"] == 15, label
+        assert sess["authenticated"] == (label != "alice-password") and sess["listener_pid"] == listener, label
     assert data["forged"] and not set(data["forged"]) & {p for s in sessions for p in s["sshd_pids"]}
     forger = by_port[data["sessions"]["alice-forger"]["client_port"]]
     assert forger["user"] == "alice" and set(data["forged"]) & set(forger["command_pids"])
+
+
+@pytest.mark.parametrize("version", recorded.VERSIONS)
+def test_recorded_sessions_survive_a_retitling(tmp_path, version):
+    """The next OpenSSH may title its processes anew: every monitor, pre-auth and user child is retitled
+    here, only root's own (whose title must name root) and the listener keep theirs."""
+    data = recorded.load(version)
+    root, _dev = recorded.build_tree(tmp_path, data)
+    procs = {int(pid): _sshproc.read_process(root, int(pid), recorded.OWNER) for pid in data["procs"]}
+    for p in procs.values():
+        if _sshproc.is_sshd(p) and p["title"]["role"] not in ("listener", None) and p["title"]["user"] != "root":
+            p["title"] = _sshproc.classify_title("sshd-session: retitled (%d)" % p["pid"])
+    sessions = _sshproc.group_sessions(procs, recorded.sockets_from_proc(data), recorded.uid_of(data),
+                                       name_of=recorded.name_of(data))
+    by_port = {s["socket"]["peer"][1]: s for s in sessions if s["socket"]}
+    for label, kit in data["sessions"].items():
+        if label in ("outbound", "svc-lost"):
+            continue
+        sess = by_port[kit["client_port"]]
+        assert sess["authenticated"] == (label != "alice-password"), label
+        if sess["authenticated"]:
+            assert sess["user"] == ("root" if label.startswith("root") else "svc.backup-01" if label.startswith("svc")
+                                    else "alice"), label
+    mux = by_port[data["sessions"]["alice-mux"]["client_port"]]
+    assert len(mux["ttys"]) == 2, mux

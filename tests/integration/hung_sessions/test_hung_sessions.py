@@ -1,10 +1,11 @@
 """hangup.ssh.hung_sessions against real sessions, real cuts and real freezes.
 
-Per server (OpenSSH 8.4, 9.2, 10.0), hk-hs-client opens: an active pty session
+Per server (OpenSSH 8.4, 9.2, 10.0 here; the other releases in scenario
+hung_sessions_versions(_more)), the -client host opens: an active pty session
 (input every second, output back), an idle pty session of svc.backup-01,
 `ssh host cmd`, sftp as alice, `ssh -N -L`, a session of alice streaming output
 that is then cut from the network, and a pty session of alice whose client is
-then frozen; the server itself streams into an ssh to hk-hs-third, which is then
+then frozen; the server itself streams into an ssh to the -third host, which is then
 paused, once as root with ServerAlive in its -o options and once as alice with
 it in her ~/.ssh/config. And what must never be ended: a pty session of carol,
 whom a Match block exempts from probing, with a frozen client; an idle pty
@@ -23,8 +24,18 @@ import pytest
 
 from adhoc import AdHoc
 
-SERVERS = ("hk-hs-d11", "hk-hs-d12", "hk-hs-d13")
-CLIENT, THIRD = "hk-hs-client", "hk-hs-third"
+# the lab's hosts by their names' ends, so the checks run as they are in scenario hung_sessions_versions
+HELPERS = ("-client", "-third")
+
+
+def servers(lab):
+    return [n for n in lab.hosts if not n.endswith(HELPERS)]
+
+
+def helper(lab, end):
+    return next(n for n in lab.hosts if n.endswith(end))
+
+
 # sshd probes every 2 s (prepare.yml): a live client is never silent for 10 s
 LIMITS = "unresponsive_timeout=10 unacked_timeout=8 max_backoff=3 grace=3"
 HEALTHY = ("active", "idle", "command", "sftp", "forward", "exempt", "predating", "forger", "password")
@@ -60,42 +71,43 @@ def forged_pids(host):
 @pytest.fixture(scope="module")
 def world(lab):
     """Every session of the docstring, established, then the faults applied."""
-    ansible = AdHoc.for_lab(lab, SERVERS, user="ops", become=True)
+    ansible = AdHoc.for_lab(lab, servers(lab), user="ops", become=True)
+    client, third = helper(lab, "-client"), helper(lab, "-third")
     # the controller's SSH connections open (and persist) before anything hangs
     for host, result in ansible.run("ansible.builtin.ping").items():
         assert result.get("ping") == "pong", (host, result)
     sessions = {}
-    for n, server in enumerate(SERVERS):
+    for n, server in enumerate(servers(lab)):
         for user in ("alice", "svc.backup-01", "carol", "dave"):
-            lab.trust(CLIENT, server)
+            lab.trust(client, server)
             lab.share_key(server, user)
-        lab.trust(server, THIRD)
-        config = ALICE_SSH_CONFIG.format(ip=lab.host(THIRD).ip)
+        lab.trust(server, third)
+        config = ALICE_SSH_CONFIG.format(ip=lab.host(third).ip)
         lab.host(server).sh("install -d -o alice -m 700 /home/alice/.ssh && "
                             "install -o alice -m 600 /dev/stdin /home/alice/.ssh/config", input=config)
         sessions[server] = {
-            "active": lab.open_session(CLIENT, server, "pty", feed="while :; do echo date; sleep 1; done"),
-            "idle": lab.open_session(CLIENT, server, "pty", user="svc.backup-01"),
-            "command": lab.open_session(CLIENT, server, "notty"),
-            "sftp": lab.open_session(CLIENT, server, "sftp", user="alice"),
-            "forward": lab.open_session(CLIENT, server, "forward", options=("-L", f"127.0.0.1:{24000 + n}:127.0.0.1:22")),
-            "cut": lab.open_session(CLIENT, server, "notty", user="alice",
+            "active": lab.open_session(client, server, "pty", feed="while :; do echo date; sleep 1; done"),
+            "idle": lab.open_session(client, server, "pty", user="svc.backup-01"),
+            "command": lab.open_session(client, server, "notty"),
+            "sftp": lab.open_session(client, server, "sftp", user="alice"),
+            "forward": lab.open_session(client, server, "forward", options=("-L", f"127.0.0.1:{24000 + n}:127.0.0.1:22")),
+            "cut": lab.open_session(client, server, "notty", user="alice",
                                     command="while :; do date; head -c 2000 /dev/zero; sleep 0.2; done"),
-            "frozen": lab.open_session(CLIENT, server, "pty", user="alice"),
+            "frozen": lab.open_session(client, server, "pty", user="alice"),
             # its sshd is killed below: the `sleep` is left behind, orphaned
-            "lost": lab.open_session(CLIENT, server, "notty", user="svc.backup-01"),
+            "lost": lab.open_session(client, server, "notty", user="svc.backup-01"),
             # data keeps coming until the paused host's window closes; the client asks every 2 s
-            "outbound": lab.open_session(server, THIRD, "stream", command="cat >/dev/null",
+            "outbound": lab.open_session(server, third, "stream", command="cat >/dev/null",
                                          options=("-o", "ServerAliveInterval=2", "-o", "ServerAliveCountMax=1000"),
                                          feed="while :; do head -c 65536 /dev/zero; sleep 0.1; done"),
             # the same, as alice, her keepalives in her own ~/.ssh/config
-            "outbound_cfg": lab.open_session(server, THIRD, "stream", command="cat >/dev/null", address="hk-third",
+            "outbound_cfg": lab.open_session(server, third, "stream", command="cat >/dev/null", address="hk-third",
                                              client_user="alice",
                                              feed="while :; do head -c 65536 /dev/zero; sleep 0.1; done"),
-            "exempt": lab.open_session(CLIENT, server, "pty", user="carol"),
-            "predating": lab.open_session(CLIENT, server, "pty", user="dave"),
-            "password": lab.open_session(CLIENT, server, "password", user="alice"),
-            "forger": lab.open_session(CLIENT, server, "notty", user="alice", command=FORGED_IN_SESSION),
+            "exempt": lab.open_session(client, server, "pty", user="carol"),
+            "predating": lab.open_session(client, server, "pty", user="dave"),
+            "password": lab.open_session(client, server, "password", user="alice"),
+            "forger": lab.open_session(client, server, "notty", user="alice", command=FORGED_IN_SESSION),
         }
     lab.wait_established([s for per in sessions.values() for s in per.values()], timeout=40)
     time.sleep(2)  # data flowing in the streaming sessions
@@ -105,7 +117,7 @@ def world(lab):
         lab.cut(per["cut"], side="client")
         lab.freeze_client(per["frozen"])
         lab.freeze_client(per["exempt"])
-    lab.pause(THIRD, [per["outbound"] for per in sessions.values()])
+    lab.pause(third, [per["outbound"] for per in sessions.values()])
     lab.sleep_until_after_faults([s for per in sessions.values() for s in per.values()], 14)
     yield ansible, sessions
     lab.heal()
@@ -179,11 +191,11 @@ def test_every_session_listed_and_classified(world, lab):
             else:
                 assert not entry["hung"] and entry["reasons"] == [], (server, kind, entry)
             if kind in OUTBOUND:
-                assert entry["peer_address"] == lab.host(THIRD).ip and entry["peer_port"] == 22
+                assert entry["peer_address"] == lab.host(helper(lab, "-third")).ip and entry["peer_port"] == 22
                 continue
             assert entry["authenticated"] is (kind != "password"), entry
             user, pty, command = EXPECTED[kind]
-            assert entry["user"] == user and entry["peer_address"] == lab.host(CLIENT).ip
+            assert entry["user"] == user and entry["peer_address"] == lab.host(helper(lab, "-client")).ip
             assert entry["local_port"] == 22 and entry["tcp"]["state"] == "ESTABLISHED"
             assert entry["tty"].startswith("pts/") if pty else entry["tty"] == "notty", entry
             assert (entry["idle_seconds"] is not None) == pty
@@ -193,7 +205,7 @@ def test_every_session_listed_and_classified(world, lab):
                 assert any(command in c["cmdline"] for c in entry["commands"]), entry["commands"]
         # from the client, exactly the sessions the kit opened
         from_client = {e["peer_port"] for e in result["sessions"]
-                       if e["kind"] == "inbound" and e["peer_address"] == lab.host(CLIENT).ip}
+                       if e["kind"] == "inbound" and e["peer_address"] == lab.host(helper(lab, "-client")).ip}
         # the lost session's connection is gone: only its process remains
         assert from_client == {per[k].client_port for k in EXPECTED}, from_client
         assert_forged_are_no_sessions(lab.host(server), result)
@@ -228,7 +240,7 @@ def test_check_mode_kills_nothing(world, lab):
 
 def test_kill_ends_exactly_the_hung_sessions(world, lab):
     ansible, sessions = world
-    before = {s: logged_in_ttys(lab.host(s)) for s in SERVERS}
+    before = {s: logged_in_ttys(lab.host(s)) for s in servers(lab)}
     results = ansible.run("hangup.ssh.hung_sessions", LIMITS + " kill=true")
     for server, per in sessions.items():
         result = results[server]
@@ -322,11 +334,14 @@ LoginGraceTime 0
 def test_default_kill_after_a_reload_ends_no_healthy_session(world, lab):
     """Runs last: what was hung is gone, and the defaults must now end nothing at all."""
     ansible, sessions = world
-    for server in SERVERS:
+    for server in servers(lab):
         host = lab.host(server)
-        host.sh("cat >/etc/ssh/sshd_config.d/00-probe.conf && printf 'Match User carol\\n    ClientAliveInterval 0\\n'"
-                " >/etc/ssh/sshd_config.d/99-match.conf && /usr/sbin/sshd -t && kill -HUP $(cat /run/sshd.pid)",
-                input=PROBE_NOW)
+        # as prepare.yml laid it out: drop-ins, or around the vendor's file where sshd reads none (8.0)
+        host.sh("m='Match User carol\\n    ClientAliveInterval 0\\n'; "
+                "if [ -e /etc/ssh/sshd_config.hk-base ]; then "
+                "{ cat; cat /etc/ssh/sshd_config.hk-base; printf \"$m\"; } > /etc/ssh/sshd_config; else "
+                "cat >/etc/ssh/sshd_config.d/00-probe.conf && printf \"$m\" >/etc/ssh/sshd_config.d/99-match.conf; fi && "
+                "/usr/sbin/sshd -t && kill -HUP $(cat /run/sshd.pid)", input=PROBE_NOW)
     # past every cut-off now in force: (2 + 1) x 1 s, doubled on 9.2
     time.sleep(9)
     results = ansible.run("hangup.ssh.hung_sessions", "kill=true")
