@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The upstream OpenSSH sources the lab builds images from: openssh-portable-TAG.tar.gz files (git
 # archives of openssh-portable's release tags) beside a SHA256SUMS file, in LAB_OPENSSH_SOURCES
-# (default: ../shared/openssh beside this checkout, when it exists).
+# (default: ../shared/openssh beside this checkout, or beside the local repository this checkout
+# was cloned from, the first that exists).
 #   lab/openssh-sources.sh [TAG...]     (default: every tag SHA256SUMS lists)
 # Prints "TAG PATH" for each tarball that SHA256SUMS lists and that matches its sum; nothing it could
 # not verify. With no sources it prints nothing, says on stderr that the upstream images are skipped
@@ -9,7 +10,16 @@
 # or a tag asked for that SHA256SUMS does not list, is an error (exit 1): nothing is built from it.
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-dir=${LAB_OPENSSH_SOURCES:-$top/../shared/openssh}
+default_dir() {
+    local origin
+    origin=$(git -C "$top" config --get remote.origin.url 2>/dev/null || true)
+    # a clone of a local repository (git clone . /tmp/x) finds the sources beside its origin
+    for d in "$top/../shared/openssh" ${origin:+"$origin/../shared/openssh"}; do
+        if [ -f "$d/SHA256SUMS" ]; then echo "$d"; return; fi
+    done
+    echo "$top/../shared/openssh"
+}
+dir=${LAB_OPENSSH_SOURCES:-$(default_dir)}
 die() { printf 'openssh-sources: ERROR: %s\n' "$*" >&2; exit 1; }
 
 if [ ! -f "$dir/SHA256SUMS" ]; then

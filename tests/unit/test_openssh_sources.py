@@ -57,3 +57,23 @@ def test_a_tampered_tarball_is_refused(tmp_path):
 def test_what_cannot_be_verified_is_an_error(tmp_path, listed, tags, message):
     got = run(sources(tmp_path, TARS, listed=listed), *tags)
     assert got.returncode == 1 and message in got.stderr, got.stderr
+
+
+def test_a_clone_finds_the_sources_beside_the_repository_it_was_cloned_from(tmp_path):
+    origin = tmp_path / "work" / "main"
+    (origin / "lab").mkdir(parents=True)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"]
+    subprocess.run(git + ["init", "-q", str(origin)], check=True)
+    subprocess.run(git + ["-C", str(origin), "commit", "-q", "--allow-empty", "-m", "x"], check=True)
+    shared = tmp_path / "work" / "shared" / "openssh"
+    shared.mkdir(parents=True)
+    sources(shared, TARS)
+    clone = tmp_path / "elsewhere" / "x"
+    subprocess.run(["git", "clone", "-q", str(origin) + "/.", str(clone)], check=True)
+    (clone / "lab").mkdir()
+    script = clone / "lab" / "openssh-sources.sh"
+    script.write_bytes(open(SCRIPT, "rb").read())
+    script.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != "LAB_OPENSSH_SOURCES"}
+    got = subprocess.run([str(script)], capture_output=True, text=True, check=False, env=env)
+    assert got.returncode == 0 and got.stdout.count("\n") == 2 and str(shared) in got.stdout, got.stderr
