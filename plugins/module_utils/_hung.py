@@ -490,6 +490,10 @@ class System(object):
     def cmdline(self, pid):
         return self._bounded(pid, _sshproc.read_cmdline, self.root, pid)
 
+    def gone(self, pid):
+        """Whether the process has ended (status never blocks)."""
+        return _procread.read_status(self.root, pid) is None
+
     def sessionid(self, pid):
         return read_sessionid(self.root, pid)
 
@@ -554,9 +558,16 @@ def _peer(sock):
 
 
 def _commands(pids, processes, system):
-    return [{"pid": p, "cmdline": None if processes[p]["stuck"] else
-             (processes[p]["cmdline"] if processes[p]["cmdline"] is not None else system.cmdline(p))}
-            for p in pids]
+    """[{pid, cmdline}]: null for a process whose reads block; one that ended since the scan is left out."""
+    found = []
+    for p in pids:
+        cmdline = None if processes[p]["stuck"] else processes[p]["cmdline"]
+        if cmdline is None and not processes[p]["stuck"]:
+            cmdline = system.cmdline(p)
+            if cmdline is None and system.gone(p):
+                continue
+        found.append({"pid": p, "cmdline": cmdline})
+    return found
 
 
 def _entry(kind, pid, starttime, user, ctx, tcp=None, sock=None, commands=(), **extra):

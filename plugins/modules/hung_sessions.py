@@ -261,7 +261,9 @@ sessions:
       type: int
       sample: 15
     commands:
-      description: The processes running in the session, with their command lines (null for a process in D state or one whose read blocked).
+      description:
+        - The processes running in the session, with their command lines (null for a process in D state or one whose
+          read blocked). A process that ended while the module read the session is left out.
       type: list
       elements: dict
       sample: [{"pid": 4218, "cmdline": "-bash"}]

@@ -456,3 +456,18 @@ def test_snapshot_skips_d_state_and_stops_at_its_budget(tmp_path):
     processes, skipped = _hung.snapshot(root, budget=4.5, clock=lambda: next(ticks), owner=recorded.OWNER)
     assert len(processes) == 4 and {s["reason"] for s in skipped} == {"scan time limit reached"}
     assert len(skipped) == len(data["procs"]) - 4
+
+
+def test_a_command_that_ended_while_the_session_was_read_is_left_out():
+    # live, the kit's `while :; do date; head ...; done` sessions start and end such processes all the time
+    class Ended(synthetic.NoSystem):
+        def cmdline(self, pid):
+            return {21: "-bash"}.get(pid)
+
+        def gone(self, pid):
+            return pid == 23
+
+    procs = {p: {"stuck": p == 24, "cmdline": None} for p in (21, 22, 23, 24)}
+    got = _hung._commands([21, 22, 23, 24], procs, Ended("/nonexistent", "/nonexistent"))
+    # 22's read blocked and 24 is in D state: both listed without a command line; 23 ended: not listed
+    assert got == [{"pid": 21, "cmdline": "-bash"}, {"pid": 22, "cmdline": None}, {"pid": 24, "cmdline": None}]

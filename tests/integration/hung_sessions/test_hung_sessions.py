@@ -202,7 +202,7 @@ def test_every_session_listed_and_classified(world, lab):
             if kind == "password":
                 assert entry["user_pid"] is None and entry["commands"] == []
             if command:
-                assert any(command in c["cmdline"] for c in entry["commands"]), entry["commands"]
+                assert any(command in (c["cmdline"] or "") for c in entry["commands"]), entry["commands"]
         # from the client, exactly the sessions the kit opened
         from_client = {e["peer_port"] for e in result["sessions"]
                        if e["kind"] == "inbound" and e["peer_address"] == lab.host(helper(lab, "-client")).ip}
