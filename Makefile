@@ -1,11 +1,11 @@
 # hangup.ssh: the README's commands. Every target is safe to run again.
 #   make setup   host packages, podman config, .venv, lab images (idempotent)
-#   make test    setup, then sanity, lint, unit tests, collection build, the molecule scenarios
+#   make test    setup, then sanity, lint, unit tests, collection build (and galaxy-importer), the molecule scenarios
 #                (Debian's OpenSSH and the edge releases 8.0, 9.4, 9.6, 10.5 and forky's 10.6)
 #   make test-matrix  the same checks on the other upstream releases (8.7, 8.9, 9.9)
 #   make demo    the lab over real SSH from the controller
 #   make bench   benchmarks under bench/ (not part of make test)
-#   make figure  docs/cutoff.png from the keepalive benchmark's measurements
+#   make figure  docs/cutoff.png and docs/fleet.png from the benchmarks' measurements
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -36,6 +36,7 @@ venv:
 	@$(STAGE) venv lab/venv.sh
 	@$(STAGE) venv-core-2.20 lab/venv-core.sh 2.20
 	@$(STAGE) venv-core-2.19 lab/venv-core.sh 2.19 3.11
+	@$(STAGE) venv-importer lab/importer.sh setup
 
 images: host
 	@$(STAGE) images $(SUDO) lab/images.sh
@@ -76,6 +77,7 @@ bench: setup
 	python bench/keepalive_cutoff.py
 	python bench/hung_sessions.py
 	python bench/hard_timeout.py
+	python bench/fleet.py
 
 demo: setup
 	@$(STAGE) demo lab/demo.sh up

@@ -15,7 +15,7 @@ ansible-galaxy collection install --offline --force -p "$work/installed" "$tarba
 export ANSIBLE_COLLECTIONS_PATH=$work/installed
 ansible-galaxy collection list hangup.ssh -p "$work/installed" 2>/dev/null | grep hangup.ssh
 echo "collection: ansible-doc against the installed copy:"
-for type in module filter role; do
+for type in module filter role callback; do
     echo "  $type:"
     ansible-doc -t "$type" -l hangup.ssh | sed 's/^/    /'
 done
@@ -25,6 +25,8 @@ ansible-doc -t role hangup.ssh.keepalive >/dev/null
 ansible-doc -t module hangup.ssh.hung_sessions >/dev/null
 ansible-doc -t module hangup.ssh.hard_timeout >/dev/null
 ansible-doc -t module hangup.ssh.user_ssh_config >/dev/null
+ansible-doc -t callback hangup.ssh.fleet >/dev/null
+ansible-doc -t callback hangup.ssh.fleet_table >/dev/null
 # the playbook by its FQCN, from the installed copy
 (cd "$work" && ansible-playbook hangup.ssh.harden_ssh --syntax-check >/dev/null)
 echo "collection: ansible-playbook hangup.ssh.harden_ssh resolves in the installed copy"
@@ -33,3 +35,5 @@ deps=$(ansible-builder introspect "$work/installed")
 echo "collection: ansible-builder introspect:"
 while IFS= read -r line; do echo "    $line"; done <<<"$deps"
 grep -q "openssh-client \[platform:dpkg\].*hangup.ssh" <<<"$deps" || { echo "collection: ERROR: the execution-environment dependencies were not found" >&2; exit 1; }
+# what Galaxy and Automation Hub check on an upload, so that a release is never refused there
+"$top/lab/importer.sh" "$tarball"

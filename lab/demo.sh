@@ -7,9 +7,21 @@ top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 dir=$top/.lab/demo
 cd "$top"
 
+# Runs a step quietly, showing only the lines that match $1; a failed step shows all it printed and fails the demo.
+quiet() {
+    local show=$1 out
+    shift
+    if ! out=$("$@" 2>&1); then
+        printf '%s\n' "$out" >&2
+        echo "demo: FAILED: $*" >&2
+        exit 1
+    fi
+    grep -E "$show" <<<"$out" || :
+}
+
 case ${1:-up} in
 up)
-    ansible-playbook lab/demo-lab.yml | grep -E '^(PLAY RECAP|localhost)' || true
+    quiet '^(PLAY RECAP|localhost)' ansible-playbook lab/demo-lab.yml
     mkdir -p "$dir"
     [ -f "$dir/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C hangup-demo -f "$dir/id_ed25519"
     : > "$dir/known_hosts"
@@ -30,16 +42,23 @@ up)
     python lab/demo_hang.py freeze
     echo "demo:   waiting 30 s (TCP backoff passes hung_sessions' max_backoff of 6 after about 25 s; sshd would give up at 60 s)"
     sleep 30
+    # ansible.cfg: the stdout callback hangup.ssh.fleet prints a line per host and the fleet table;
+    # HANGUP_FLEET_FILE also writes the table, which `demo_hang.py check` reads to fail the demo when a step did not work
     echo "demo: \$ ansible all -m hung_sessions"
-    ansible all -m hung_sessions | python lab/demo_hang.py summary
+    HANGUP_FLEET_FILE=$dir/report.json ansible all -m hung_sessions
+    python lab/demo_hang.py check "$dir/report.json" HUNG
     echo "demo: \$ ansible all -m hung_sessions -a kill=true"
-    ansible all -m hung_sessions -a kill=true | python lab/demo_hang.py summary
+    HANGUP_FLEET_FILE=$dir/kill.json ansible all -m hung_sessions -a kill=true
+    python lab/demo_hang.py check "$dir/kill.json" ENDED
     echo "demo: 5/5 a deadline across the fleet: \$ ansible all -m hangup.ssh.hard_timeout -a \"cmd='sleep 40' timeout=5\""
-    # rc 124 is a failed task, so ansible exits non-zero here by design
-    ansible all -m hangup.ssh.hard_timeout -a "cmd='sleep 40' timeout=5" | python lab/demo_hang.py summary || true
+    # rc 124 is a failed task, so ansible exits 2 here by design; the table judges the step
+    rc=0
+    HANGUP_FLEET_FILE=$dir/deadline.json ansible all -m hangup.ssh.hard_timeout -a "cmd='sleep 40' timeout=5" || rc=$?
+    [ "$rc" = 2 ] || { echo "demo: FAILED: ansible exited $rc, not 2 (timed-out tasks)" >&2; exit 1; }
+    python lab/demo_hang.py check "$dir/deadline.json" "TIMED OUT"
     ;;
 down)
-    ansible-playbook lab/demo-lab.yml -e lab_state=absent | grep -E '^(PLAY RECAP|localhost)' || true
+    quiet '^(PLAY RECAP|localhost)' ansible-playbook lab/demo-lab.yml -e lab_state=absent
     rm -rf "$dir"
     ;;
 *)

@@ -2,16 +2,18 @@
 
     python lab/demo_hang.py freeze    from hangup-demo-client, one session into each server that
                                       streams output, then the client is frozen (SIGSTOP)
-    python lab/demo_hang.py summary   read `ansible ...` output on stdin; one line per host
+    python lab/demo_hang.py check FILE NEED
+                                      fails unless every server's row in the fleet callback's JSON file
+                                      (HANGUP_FLEET_FILE) has that need (HUNG, ENDED, TIMED OUT)
 """
 
+import json
 import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 
-from adhoc import parse_adhoc  # noqa: E402
 from hangkit import Lab  # noqa: E402
 
 SERVERS = ("hangup-demo-d11", "hangup-demo-d12", "hangup-demo-d13")
@@ -28,22 +30,15 @@ def freeze():
         print(f"demo:   {CLIENT} port {sess.client_port} -> {sess.server.name}: streaming output, client frozen")
 
 
-def summary():
-    for host, result in sorted(parse_adhoc(sys.stdin.read()).items()):
-        if result["_status"] in ("FAILED", "UNREACHABLE") and "sessions" not in result and "rc" not in result:
-            print(f"  {host}: {result['_status']}: {result.get('msg')}")
-        elif "sessions" in result:
-            hung = [s for s in result["sessions"] if s["hung"]]
-            line = f"  {host}: {len(result['sessions'])} sessions, {len(hung)} hung"
-            for s in hung:
-                line += f"; {s['kind']} {s['user']}@{s['tty']} from {s['peer_address']}:{s['peer_port']} ({', '.join(s['why'])})"
-            for s in result["killed"]:
-                line += f"; KILLED {s['user']}@{s['tty']} from {s['peer_address']}:{s['peer_port']} ({'+'.join(s['signals'])})"
-            print(line)
-        else:
-            print(f"  {host}: rc {result.get('rc')}, timed_out {result.get('timed_out')}, "
-                  f"signals at {result.get('signal_times')} s, stdout {result.get('stdout')!r}")
+def check(path, need):
+    with open(path) as f:
+        rows = {row["host"]: row for row in json.load(f)}
+    wrong = [f"{host}: {rows[host]['need'] if host in rows else 'no row'}" for host in SERVERS
+             if rows.get(host, {}).get("need") != need]
+    if wrong:
+        sys.exit(f"demo: FAILED: expected {need} on every server in {path}, found " + "; ".join(wrong))
+    print(f"demo:   every server is {need} in {os.path.relpath(path)}")
 
 
 if __name__ == "__main__":
-    {"freeze": freeze, "summary": summary}[sys.argv[1]]()
+    {"freeze": freeze, "check": check}[sys.argv[1]](*sys.argv[2:])

@@ -183,7 +183,9 @@ def describe(result, params):
             "%s (%s)" % (f["pid"], f["reason"]) if f["pid"] is not None else f["reason"]
             for f in result["failed_to_end"]))
     if not result["timed_out"]:
-        return "exited with rc %s" % result["rc"] if result.get("rc") else ""
+        return "exited with rc %s after %.2f s" % (result.get("rc"), result.get("elapsed", 0))
     how = "needed SIGKILL after %g s more" % params["kill_after"] if result["signal_sent"] == "KILL" else \
         "ended on SIG%s" % params["signal"]
-    return "timed out after %g s; the tree %s" % (params["timeout"], how)
+    sent = sorted(result["signal_times"].items(), key=lambda item: item[1])
+    times = ", ".join("%s at %.2f s" % (name, at) for name, at in sent)
+    return "timed out after %g s; the tree %s (%s); rc %s" % (params["timeout"], how, times, result.get("rc"))

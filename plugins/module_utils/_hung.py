@@ -685,3 +685,34 @@ def finish(entries, hung_when, users=(), exclude_users=(), peers=()):
         done["hung"] = bool(set(done["reasons"]) & set(hung_when)) and not done["self"] and done["authenticated"]
         listed.append(done)
     return listed
+
+
+def label(entry):
+    """Who and where, short: 'alice@pts/0 from 10.88.0.3:40112' (inbound), 'ssh alice -> ...' (outbound)."""
+    peer = "%s:%s" % (entry["peer_address"], entry["peer_port"]) if entry.get("peer_address") else "no peer"
+    if entry["kind"] == "inbound":
+        return "%s@%s from %s" % (entry["user"], entry["tty"], peer)
+    if entry["kind"] == "outbound":
+        return "ssh of %s to %s" % (entry["user"], peer)
+    return "orphaned pid %s of %s (%s)" % (entry["pid"], entry["user"], peer)
+
+
+def _listed(entries, detail, most):
+    shown = ["%s (%s)" % (label(e), detail(e)) for e in entries[:most]]
+    if len(entries) > most:
+        shown.append("%d more" % (len(entries) - most))
+    return ", ".join(shown)
+
+
+def describe(sessions, killed, failed, would_end=False, most=3):
+    """The one line that says what was found and done on this host (`would_end`: kill=true in check mode)."""
+    hung = [s for s in sessions if s["hung"]]
+    line = "%d session%s, %d hung" % (len(sessions), "" if len(sessions) == 1 else "s", len(hung))
+    if failed:
+        line = "could not end %d of %d hung: %s; %s" % (
+            len(failed), len(failed) + len(killed), _listed(failed, lambda e: e["reason"], most), line)
+    if killed:
+        line += "; ended %d: %s" % (len(killed), _listed(killed, lambda e: "+".join(e["signals"]), most))
+    elif hung and not failed:
+        line += (", would end %d: " % len(hung) if would_end else ": ") + _listed(hung, lambda e: ", ".join(e["why"]), most)
+    return line

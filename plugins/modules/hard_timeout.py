@@ -291,10 +291,12 @@ delta:
   type: str
   sample: "0:00:30.080000"
 msg:
-  description: What happened, in words.
+  description:
+    - One line for people; the keys above are for code. The exit code and time, or the deadline, each signal
+      sent with its time and the exit code, or what could not be ended.
   returned: always
   type: str
-  sample: timed out after 30 s; the tree ended on SIGTERM
+  sample: timed out after 30 s; the tree ended on SIGTERM (TERM at 30.01 s); rc 124
 """
 
 import datetime

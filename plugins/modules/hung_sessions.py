@@ -389,6 +389,14 @@ failed_to_kill:
   type: list
   elements: dict
   sample: [{"kind": "inbound", "pid": 4211, "user": "alice", "signals": [], "reason": "SIGTERM to 4211: Operation not permitted"}]
+msg:
+  description:
+    - One line for people; the keys above are for code. How many sessions, how many hung, and each hung one (at
+      most three, then how many more) with why, or with the signals that ended it, or why it could not be ended.
+      It starts with V(could not end) when the task failed for that.
+  returned: always
+  type: str
+  sample: "4 sessions, 1 hung; ended 1: alice@notty from 10.88.0.3:40112 (TERM+HUP)"
 """
 
 import os
@@ -566,13 +574,15 @@ def main():
     if not params["kill"] or module.check_mode:
         result["would_kill"] = [_hung.public(e) for e in hung]
         result["changed"] = bool(params["kill"] and hung)
+        result["msg"] = _hung.describe(result["sessions"], [], [], would_end=params["kill"])
         module.exit_json(**result)
 
     killed, failed = _kill.end_all(hung, params["grace"])
     result.update(changed=bool(killed), killed=[_hung.public(e) for e in killed],
                   failed_to_kill=[_hung.public(e) for e in failed])
+    result["msg"] = _hung.describe(result["sessions"], result["killed"], result["failed_to_kill"])
     if failed:
-        module.fail_json(msg="could not end %d of %d hung sessions" % (len(failed), len(hung)), **result)
+        module.fail_json(**result)
     module.exit_json(**result)
 
 

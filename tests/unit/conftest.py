@@ -2,7 +2,8 @@
 
 The collection's code imports itself by its full name, as Ansible loads it; the
 integration helpers link ansible_collections/hangup/ssh -> this repository, and
-that root goes on sys.path, so nothing needs installing.
+Ansible's collection loader serves that root (as ansible-test's units do), so
+nothing needs installing and the plugin loader finds the callbacks too.
 """
 
 import os
@@ -12,6 +13,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
 
 from playbook import collection_root  # noqa: E402
 
+from ansible.plugins.loader import init_plugin_loader  # noqa: E402
+
+init_plugin_loader([collection_root()])
+# for the tests' own child processes, which import the collection without the loader
 sys.path.insert(0, collection_root())
 
 from fusetrap import stuck_exec  # noqa: E402,F401  pylint: disable=unused-import

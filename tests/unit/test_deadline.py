@@ -144,12 +144,13 @@ TASK = {"timeout": 2, "kill_after": 1, "signal": "TERM"}
 
 
 @pytest.mark.parametrize("result,line", [
-    ({"failed_to_end": [], "timed_out": False, "rc": 0}, ""),
-    ({"failed_to_end": [], "timed_out": False, "rc": 3}, "exited with rc 3"),
-    ({"failed_to_end": [], "timed_out": True, "rc": 124, "signal_sent": "TERM"},
-     "timed out after 2 s; the tree ended on SIGTERM"),
-    ({"failed_to_end": [], "timed_out": True, "rc": 137, "signal_sent": "KILL"},
-     "timed out after 2 s; the tree needed SIGKILL after 1 s more"),
+    ({"failed_to_end": [], "timed_out": False, "rc": 0, "elapsed": 0.314}, "exited with rc 0 after 0.31 s"),
+    ({"failed_to_end": [], "timed_out": False, "rc": 3, "elapsed": 1.5}, "exited with rc 3 after 1.50 s"),
+    ({"failed_to_end": [], "timed_out": True, "rc": 124, "signal_sent": "TERM", "signal_times": {"TERM": 2.004}},
+     "timed out after 2 s; the tree ended on SIGTERM (TERM at 2.00 s); rc 124"),
+    ({"failed_to_end": [], "timed_out": True, "rc": 137, "signal_sent": "KILL",
+      "signal_times": {"KILL": 3.012, "TERM": 2.001}},
+     "timed out after 2 s; the tree needed SIGKILL after 1 s more (TERM at 2.00 s, KILL at 3.01 s); rc 137"),
     ({"failed_to_end": [{"pid": 7, "reason": "operation not permitted"},
                         {"pid": None, "reason": "the tree was not walked to its end within 0.5 s"}],
       "timed_out": True, "rc": 124, "signal_sent": "TERM"},

@@ -471,3 +471,35 @@ def test_a_command_that_ended_while_the_session_was_read_is_left_out():
     got = _hung._commands([21, 22, 23, 24], procs, Ended("/nonexistent", "/nonexistent"))
     # 22's read blocked and 24 is in D state: both listed without a command line; 23 ended: not listed
     assert got == [{"pid": 21, "cmdline": "-bash"}, {"pid": 22, "cmdline": None}, {"pid": 24, "cmdline": None}]
+
+
+def _listed_entry(user, port, hung=True, **extra):
+    entry = {"kind": "inbound", "pid": port, "user": user, "tty": "notty", "peer_address": "10.88.0.3",
+             "peer_port": port, "hung": hung, "why": ["3 segments unacknowledged for 31.2 s"]}
+    entry.update(extra)
+    return entry
+
+
+def test_describe_says_in_one_line_what_was_found_and_done():
+    healthy, hung = _listed_entry("bob", 1, hung=False), _listed_entry("alice", 2)
+    assert _hung.describe([healthy], [], []) == "1 session, 0 hung"
+    assert _hung.describe([healthy, hung], [], []) == \
+        "2 sessions, 1 hung: alice@notty from 10.88.0.3:2 (3 segments unacknowledged for 31.2 s)"
+    assert _hung.describe([healthy, hung], [], [], would_end=True) == \
+        "2 sessions, 1 hung, would end 1: alice@notty from 10.88.0.3:2 (3 segments unacknowledged for 31.2 s)"
+    assert _hung.describe([healthy, hung], [dict(hung, signals=["TERM", "HUP"])], []) == \
+        "2 sessions, 1 hung; ended 1: alice@notty from 10.88.0.3:2 (TERM+HUP)"
+    denied = dict(_listed_entry("carol", 3), signals=[], reason="SIGTERM to 3: Operation not permitted")
+    assert _hung.describe([healthy, hung, denied], [dict(hung, signals=["TERM"])], [denied]) == (
+        "could not end 1 of 2 hung: carol@notty from 10.88.0.3:3 (SIGTERM to 3: Operation not permitted); "
+        "3 sessions, 2 hung; ended 1: alice@notty from 10.88.0.3:2 (TERM)")
+
+
+def test_describe_stays_one_line_on_a_host_with_many_hung():
+    many = [_listed_entry("u%d" % i, i) for i in range(40)]
+    line = _hung.describe(many, [], [])
+    assert line.startswith("40 sessions, 40 hung: u0@") and line.endswith(", 37 more") and "\n" not in line
+    outbound = dict(_listed_entry("alice", 22), kind="outbound", tty=None)
+    orphan = dict(_listed_entry("bob", 5), kind="orphaned", pid=77, peer_address=None)
+    assert _hung.label(outbound) == "ssh of alice to 10.88.0.3:22"
+    assert _hung.label(orphan) == "orphaned pid 77 of bob (no peer)"

@@ -18,6 +18,8 @@ module the way users do.
 
 from __future__ import annotations
 
+import json
+import subprocess
 import time
 
 import pytest
@@ -236,6 +238,30 @@ def test_check_mode_kills_nothing(world, lab):
                 continue
             alive = sess.client.alive(sess.client_pid) if kind in OUTBOUND else sess.server_alive()
             assert alive, (server, kind)
+
+
+def test_the_fleet_callback_shows_a_line_per_host_and_the_table(world, tmp_path):
+    """make demo's output on this scenario's sessions: the ad-hoc command with ansible.cfg's stdout
+    callback, in check mode so that nothing changes for the tests after it."""
+    ansible, _sessions = world
+    listed = ansible.run("hangup.ssh.hung_sessions", LIMITS + " kill=true", check=True)
+    path = tmp_path / "fleet.json"
+    env = dict(ansible.env, ANSIBLE_STDOUT_CALLBACK="hangup.ssh.fleet", HANGUP_FLEET_FILE=str(path))
+    out = subprocess.run(ansible.argv("hangup.ssh.hung_sessions", LIMITS + " kill=true", check=True), env=env,
+                         capture_output=True, text=True, timeout=300, check=False).stdout
+    with open(path) as f:
+        rows = {row["host"]: row for row in json.load(f)}
+    lines = {line.split("[", 1)[1].split("]", 1)[0]: line.split("] ", 1)[1] for line in out.splitlines()
+             if line.startswith(("ok: [", "changed: ["))}
+    assert set(lines) == set(rows) == set(listed), out
+    for host, result in listed.items():
+        hung = sum(1 for s in result["sessions"] if s["hung"])
+        assert hung and lines[host].startswith("%d sessions, %d hung, would end %d: " % (
+            len(result["sessions"]), hung, hung)), (lines[host], result["msg"])
+        assert (rows[host]["need"], rows[host]["hung"], rows[host]["msg"]) == ("HUNG", hung, lines[host])
+    # the whole results stay out of the output; the table follows the recap
+    assert '"sessions"' not in out and out.index("PLAY RECAP") < out.index("HANGUP.SSH FLEET"), out
+    assert "hung_sessions (%d hosts: %d HUNG)" % (len(listed), len(listed)) in out, out
 
 
 def test_kill_ends_exactly_the_hung_sessions(world, lab):
