@@ -5,6 +5,9 @@ without the role (the baseline sshd never did: drawn to the end of the wait, hat
 role (server side: the client froze or was cut; client side: the server froze or was cut), and
 the requested time as a line.
 
+docs/fleet.png from bench/results/fleet.json (written by bench/fleet.py), when it exists: wall
+time of each command against the number of hosts.
+
     make figure     (installs matplotlib from requirements/docs.txt into .venv first)
 """
 
@@ -20,6 +23,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results", "keepalive_cutoff.json")
 OUT = os.path.join(HERE, "..", "docs", "cutoff.png")
+FLEET_RESULTS = os.path.join(HERE, "results", "fleet.json")
+FLEET_OUT = os.path.join(HERE, "..", "docs", "fleet.png")
+# (label, row -> seconds, colour, panel): ad-hoc commands left, the playbook's whole run right
+FLEET_SERIES = [
+    ("ansible.builtin.ping (median)", lambda r: r["ping"], "#888888", 0),
+    ("hangup.ssh.hung_sessions (median)", lambda r: r["hung_sessions"], "#2a7ab0", 0),
+    ("hung_sessions kill=true", lambda r: r["kill"]["wall_s"], "#c0392b", 0),
+    ("hard_timeout sleep 30, timeout=5", lambda r: r["hard_timeout"]["wall_s"], "#8e44ad", 0),
+    ("hard_timeout, a fork per host", lambda r: r["hard_timeout"]["one_fork_per_host"]["wall_s"], "#d35400", 0),
+    ("harden-ssh.yml, first run", lambda r: r["harden"]["first_s"], "#5fb35f", 1),
+    ("harden-ssh.yml, second run (changed=0)", lambda r: r["harden"]["second_s"], "#e0a030", 1),
+]
 SIDES = [("baseline", "without the role: never dropped (drawn to the end of the wait, hatched)", "#bbbbbb"),
          ("server", "with the role: sshd drops the client", "#2a7ab0"),
          ("client", "with the role: ssh leaves the server", "#5fb35f")]
@@ -70,5 +85,37 @@ def main():
     print("written", os.path.relpath(OUT))
 
 
+def fleet():
+    if not os.path.exists(FLEET_RESULTS):
+        print("skipped", os.path.relpath(FLEET_OUT), "(no", os.path.relpath(FLEET_RESULTS) + ": run bench/fleet.py)")
+        return
+    with open(FLEET_RESULTS) as f:
+        report = json.load(f)
+    rows, facts = report["rows"], report["machine"]
+    hosts = [r["hosts"] for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for label, value, color, panel in FLEET_SERIES:
+        axes[panel].plot(hosts, [value(r) for r in rows], marker="o", color=color, label=label)
+    axes[0].plot(hosts, [r["hard_timeout"]["bound_s"] for r in rows], linestyle="--", color="#8e44ad", alpha=0.6,
+                 label="goal for hard_timeout: 5 s + ping")
+    axes[0].plot(hosts, [r["hard_timeout"]["one_fork_per_host"]["bound_s"] for r in rows], linestyle="--",
+                 color="#d35400", alpha=0.6, label="the same with a fork per host")
+    titles = ("ad-hoc, whole command", "ansible-playbook playbooks/harden-ssh.yml, whole run")
+    for ax, title in zip(axes, titles):
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("hosts", fontsize=8)
+        ax.set_ylabel("seconds", fontsize=8)
+        ax.set_xticks(hosts)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, frameon=False)
+    fig.suptitle("hangup.ssh across a fleet of lab containers over SSH (bench/fleet.py): %d cores, forks %d, "
+                 "ansible-core %s" % (facts["cores"], facts["forks"], facts["ansible_core"]), fontsize=10)
+    fig.tight_layout()
+    fig.savefig(FLEET_OUT, dpi=110)
+    print("written", os.path.relpath(FLEET_OUT))
+
+
 if __name__ == "__main__":
     main()
+    fleet()

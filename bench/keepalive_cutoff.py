@@ -22,11 +22,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 
-from hangkit import NO_KEEPALIVE, Lab, podman, run_containers  # noqa: E402
+from hangkit import NO_KEEPALIVE, VARIANTS, Lab, built, podman, run_containers  # noqa: E402
 from playbook import role_play, run_playbook  # noqa: E402
 
 RESULTS = os.path.join(HERE, "results", "keepalive_cutoff.json")
-VARIANTS = ("d11", "d12", "d13", "d14", "u80", "u87", "u89", "u94", "u96", "u99", "u105")
 ROLE_PLAY = role_play("hangup.ssh.keepalive")
 CONTROL_PORT = 2222
 CASES = [  # (side measured, fault, ssh options, port)
@@ -37,10 +36,6 @@ CASES = [  # (side measured, fault, ssh options, port)
     ("baseline", "freeze", NO_KEEPALIVE, CONTROL_PORT),
     ("baseline", "cut", NO_KEEPALIVE, CONTROL_PORT),
 ]
-
-
-def built(variant):
-    return podman("image", "exists", f"localhost/hangup-lab:{variant}", check=False).returncode == 0
 
 
 IMAGES = {f"hk-bench-{v}": v for v in (os.environ.get("BENCH_VARIANTS", "").split() or VARIANTS) if built(v)}

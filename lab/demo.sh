@@ -35,7 +35,7 @@ up)
     ansible-playbook lab/demo-report.yml | sed -n '/TASK \[Summarize\]/,/PLAY RECAP/p'
     echo "demo: 2/5 ansible-playbook playbooks/harden-ssh.yml (hangup.ssh.keepalive, 60 s both ends, then a hung-session report)"
     ansible-playbook playbooks/harden-ssh.yml -e harden_ssh_hosts=servers -e harden_ssh_dead_peer_timeout=60 \
-        | sed -n '/TASK \[Report hung sessions\]/,$p'
+        | sed -n '/TASK \[Find hung SSH sessions/,$p'
     echo "demo: 3/5 the same report, read back from sshd -T and ssh -G"
     ansible-playbook lab/demo-report.yml | sed -n '/TASK \[Summarize\]/,/PLAY RECAP/p'
     echo "demo: 4/5 a hang: the client host freezes while each server streams output to it"

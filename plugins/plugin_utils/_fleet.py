@@ -83,13 +83,20 @@ def _deadline_row(status, result):
     return row
 
 
+def printable(text):
+    """One line, control characters as \\xNN: a name on the host (a user's, a tty's) must not drive the
+    terminal of whoever reads the run."""
+    return "".join(c if c.isprintable() else "\\x%02x" % ord(c) if ord(c) < 256 else "\\u%04x" % ord(c)
+                   for c in " ".join(str(text).split()))
+
+
 def host_line(module, status, result):
     """What follows 'changed: [host]' in the run's output: the module's own msg, or what stands for it."""
     msg = result.get("msg")
     if status == "skipped":
-        return msg or "skipped"
+        return printable(msg or "skipped")
     if msg:
-        return " ".join(str(msg).split())
+        return printable(msg)
     if module == HUNG_SESSIONS and "sessions" in result:
         return "%d sessions" % len(result["sessions"])
     return "no message"
@@ -168,7 +175,7 @@ def _cell(value):
         return "yes" if value else "no"
     if isinstance(value, float):
         return "%.2f" % value
-    return str(value)
+    return printable(value)
 
 
 def _aligned(columns, rows, total):

@@ -141,10 +141,17 @@ def podman(*args, check=True, timeout=60, input=None):
 
 
 LAB_IMAGES = "localhost/hangup-lab"
+# every OpenSSH the lab builds (lab/images.sh): Debian 11 to forky, then the upstream releases
+VARIANTS = ("d11", "d12", "d13", "d14", "u80", "u87", "u89", "u94", "u96", "u99", "u105")
 
 
 def lab_image(variant):
     return f"{LAB_IMAGES}:{variant}"
+
+
+def built(variant):
+    """True when lab/images.sh built this variant here (the upstream ones need the OpenSSH sources)."""
+    return podman("image", "exists", lab_image(variant), check=False).returncode == 0
 
 
 def run_containers(names, *extra):

@@ -12,8 +12,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from hangkit import podman, run_containers  # noqa: E402
-from record_sshproc import VARIANTS, built  # noqa: E402
+from hangkit import VARIANTS, built, podman, run_containers  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "unit", "fixtures", "openssh")
 COMMANDS = {"sshd-T.txt": "/usr/sbin/sshd -T", "ssh-G.txt": "ssh -G example.invalid",

@@ -13,16 +13,14 @@ VARIANT is a lab image (lab/images.sh --list); by default every server image tha
 
 import json
 import os
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from hangkit import Lab, podman, run_containers  # noqa: E402
+from hangkit import VARIANTS, Lab, built, podman, run_containers  # noqa: E402
 
 # every OpenSSH the lab has: Debian's packages and the upstream builds
-VARIANTS = ("d11", "d12", "d13", "d14", "u80", "u87", "u89", "u94", "u96", "u99", "u105")
 CLIENT = "hk-rec-client"
 NETWORK = ("hk-rec-net", "fd00:4b::/64", "10.89.77.0/24")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -161,10 +159,6 @@ def main(variants):
         for name in names:
             podman("rm", "-f", name, check=False)
         podman("network", "rm", "-f", net, check=False)
-
-
-def built(variant):
-    return subprocess.run(["podman", "image", "exists", f"localhost/hangup-lab:{variant}"], check=False).returncode == 0
 
 
 if __name__ == "__main__":

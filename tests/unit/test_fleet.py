@@ -198,3 +198,14 @@ def test_the_aggregate_adds_only_the_table(capsys):
 ])
 def test_module_of(action, module):
     assert _fleet.module_of(action) == module
+
+
+def test_a_hostile_name_cannot_drive_the_readers_terminal(capsys):
+    """A title or a tty name on the host is the user's to choose; the line shows escapes, not their effect."""
+    data = recorded("report")
+    result = data["results"]["hangup-demo-d11"]
+    result["msg"] = result["msg"].replace("root@notty", "evil\x1b[2J\x1b]0;owned\x07@pts/9\nok: [forged]")
+    feed(load("hangup.ssh.fleet"), task_of("hangup.ssh.hung_sessions"), data["results"])
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "\nok: [forged]" not in out
+    assert "evil\\x1b[2J\\x1b]0;owned\\x07@pts/9 ok: [forged]" in out
